@@ -1,0 +1,84 @@
+# Developer entry points. Users install with luarocks (see README.md).
+#   make            build the C core into build/
+#   make test       install missing Debian packages, build, run every spec,
+#                   then run them again on an ASan+UBSan build
+#   make demo       start a local JSON-RPC server, run examples/hello.lua
+#   make valgrind   the spec suite under valgrind (leaks and errors fail)
+#   make bench      benchmarks (see bench/)
+#   make install    luarocks make (what users run)
+
+LUA      ?= lua5.4
+PYTHON   ?= /usr/bin/python3
+CC       ?= gcc
+MODULE    = jsonrpc_websocket/core.so
+SRC       = src/core.c src/loop.c src/conn.c
+HDR       = src/jrws.h
+PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
+            pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make
+
+LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LWS_LIBS := $(shell pkg-config --libs libwebsockets 2>/dev/null || echo -lwebsockets)
+WARN      = -Wall -Wextra -Werror -Wshadow -Wsign-compare -Wundef \
+            -Wwrite-strings -Wredundant-decls -Wdisabled-optimization \
+            -Wdouble-promotion -Wmissing-declarations -Wstrict-prototypes \
+            -Wmissing-prototypes -Wnested-externs -Wdeclaration-after-statement
+CFLAGS   ?= -O2 -g
+ALLFLAGS  = -std=gnu99 -fPIC $(WARN) $(CFLAGS) $(LUA_INC)
+SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=all
+BUSTED    = busted --lua=$(LUA) --lpath='./lua/?.lua;./lua/?/init.lua;./spec/?.lua'
+
+.PHONY: all deps test test-plain test-asan valgrind demo bench install clean
+
+all: build/$(MODULE)
+
+build/$(MODULE): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -shared -o $@ $(SRC) $(LWS_LIBS)
+
+build-asan/$(MODULE): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu99 -fPIC $(WARN) $(SANFLAGS) $(LUA_INC) -shared -o $@ $(SRC) $(LWS_LIBS)
+
+# Installs, with apt-get, whatever Debian package is missing.
+deps:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: deps
+	$(MAKE) test-plain
+	$(MAKE) test-asan
+
+test-plain: build/$(MODULE)
+	$(BUSTED) --cpath='./build/?.so' spec
+
+# The interpreter is not instrumented, so the ASan runtime is preloaded.
+# Leak checking is valgrind's job (make valgrind): LSan would also report
+# what lua5.4 and busted leave at exit.
+test-asan: build-asan/$(MODULE)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUSTED) --cpath='./build-asan/?.so' spec
+
+valgrind: build/$(MODULE)
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=spec/valgrind.supp -q \
+	  $(LUA) spec/run_busted.lua --cpath='./build/?.so' spec
+
+demo: build/$(MODULE)
+	$(LUA) examples/demo.lua
+
+bench: build/$(MODULE)
+	$(MAKE) -C bench
+
+install:
+	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
+
+clean:
+	rm -rf build build-asan src/*.o jsonrpc_websocket

@@ -1,0 +1,265 @@
+--- The scheduler: tasks (coroutines we own), timers, and the one loop that
+-- services libwebsockets and hands its events to their owners.
+--
+-- A waiter is what a blocked caller leaves behind: the task's coroutine
+-- when the caller is one of our tasks (it yields and is resumed here), or
+-- a box table when it is not (the caller drives the loop until the box is
+-- filled). Either way `wake(waiter, a, b)` delivers two values.
+-- @module jsonrpc_websocket.scheduler
+
+local core = require "jsonrpc_websocket.core"
+
+local co_create, co_resume, co_yield, co_running, co_status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.status
+local core_step, core_pop, now = core.step, core.pop, core.now
+local floor = math.floor
+
+local M = { now = now }
+
+-- Our tasks: coroutine -> "user" (counted by run) or "service" (handlers).
+local tasks = setmetatable({}, { __mode = "k" })
+local user_tasks = 0
+local io_count = 0 -- connections that can still produce events
+
+-- Ready queue: parallel arrays, so waking allocates nothing.
+local ready_co, ready_a, ready_b = {}, {}, {}
+local ready_head, ready_tail = 1, 0
+
+local WAIT = {} -- what our tasks yield when they wait for a wake()
+
+-- Timers: a binary min-heap of { at, fn, a, b }; cancel clears fn.
+local heap, heap_n = {}, 0
+
+local function heap_push(t)
+  heap_n = heap_n + 1
+  local i = heap_n
+  while i > 1 do
+    local parent = i // 2
+    if heap[parent][1] <= t[1] then break end
+    heap[i] = heap[parent]
+    i = parent
+  end
+  heap[i] = t
+end
+
+local function heap_pop()
+  local top, last = heap[1], heap[heap_n]
+  heap[heap_n] = nil
+  heap_n = heap_n - 1
+  local i = 1
+  while true do
+    local child = 2 * i
+    if child > heap_n then break end
+    if child < heap_n and heap[child + 1][1] < heap[child][1] then
+      child = child + 1
+    end
+    if last[1] <= heap[child][1] then break end
+    heap[i] = heap[child]
+    i = child
+  end
+  if heap_n > 0 then heap[i] = last end
+  return top
+end
+
+--- Calls `fn(a, b)` after `seconds`; returns a handle for `cancel`.
+function M.timer(seconds, fn, a, b)
+  local t = { now() + seconds, fn, a, b }
+  heap_push(t)
+  return t
+end
+
+function M.cancel(t)
+  if t then t[2] = nil end
+end
+
+local function next_timer()
+  while heap_n > 0 and heap[1][2] == nil do heap_pop() end
+  return heap[1]
+end
+
+local function fire_timers()
+  local t = next_timer()
+  local at = now()
+  while t and t[1] <= at do
+    heap_pop()
+    local fn = t[2]
+    t[2] = nil
+    fn(t[3], t[4])
+    t = next_timer()
+  end
+end
+
+--- Error hook for failures that have no caller to raise into.
+function M.report(err)
+  local hook = M.on_error
+  if hook then
+    local ok, why = pcall(hook, err)
+    if ok then return end
+    err = why
+  end
+  io.stderr:write("jsonrpc_websocket: ", tostring(err), "\n")
+end
+
+local running_runs = 0 -- run() calls in progress
+local run_error        -- first error of a task while run() drives
+
+local function task_done(co, ok, err)
+  if co_status(co) == "dead" then
+    if tasks[co] == "user" then user_tasks = user_tasks - 1 end
+    tasks[co] = nil
+  elseif ok and err ~= WAIT then
+    -- a bare coroutine.yield() in a task: let others run, then continue
+    M.wake(co)
+  end
+  if not ok then
+    err = debug.traceback(co, tostring(err))
+    if running_runs > 0 and not run_error then run_error = err
+    else M.report(err) end
+  end
+end
+
+local function run_ready()
+  while ready_head <= ready_tail do
+    local i = ready_head
+    local co, a, b = ready_co[i], ready_a[i], ready_b[i]
+    ready_co[i], ready_a[i], ready_b[i] = nil, nil, nil
+    ready_head = i + 1
+    task_done(co, co_resume(co, a, b))
+  end
+end
+
+--- Delivers (a, b) to a waiter: resumes a task, or fills a box.
+function M.wake(waiter, a, b)
+  if type(waiter) == "thread" then
+    local i = ready_tail + 1
+    ready_tail = i
+    ready_co[i], ready_a[i], ready_b[i] = waiter, a, b
+  else
+    waiter.done, waiter[1], waiter[2] = true, a, b
+  end
+end
+
+--- The waiter for the running code: its coroutine if it is our task.
+function M.waiter()
+  local co, main = co_running()
+  if not main and tasks[co] then return co end
+  return {}
+end
+
+local function dispatch_events()
+  while true do
+    local owner, kind, a, b, c, d, e = core_pop()
+    if owner == nil then return end
+    local ok, err = pcall(owner[kind], owner, a, b, c, d, e)
+    if not ok then M.report(err) end
+  end
+end
+
+--- One turn of the loop: run what is ready, fire due timers, then (unless
+-- `finished()` already holds) service I/O once and dispatch its events.
+-- Returns false when nothing could ever happen: no task ready, no timer,
+-- no connection.
+local function turn(finished, arg)
+  run_ready()
+  fire_timers()
+  run_ready()
+  if finished(arg) then return true end
+  local ms = -1
+  local t = next_timer()
+  if t then
+    ms = floor((t[1] - now()) * 1000 + 1)
+    if ms < 0 then ms = 0 end
+  elseif io_count == 0 then
+    return false
+  end
+  core_step(ms)
+  dispatch_events()
+  return true
+end
+
+local function check_run_error()
+  if run_error then
+    local err = run_error
+    run_error = nil
+    error(err, 0)
+  end
+end
+
+local function is_filled(box) return box.done end
+
+--- Suspends the caller until `wake(waiter, ...)`; returns what it delivers.
+function M.wait(waiter)
+  if type(waiter) == "thread" then
+    local a, b = co_yield(WAIT)
+    return a, b
+  end
+  while not waiter.done do
+    if not turn(is_filled, waiter) then
+      error("jsonrpc_websocket: waiting for something that can never "
+        .. "happen (no connection, no timer)", 2)
+    end
+    if running_runs > 0 then check_run_error() end
+  end
+  return waiter[1], waiter[2]
+end
+
+--- Makes a task of fn(...) and queues it. `kind` "service" tasks (request
+-- handlers) do not keep run() going.
+function M.spawn_kind(kind, fn, ...)
+  local n, args = select("#", ...), { ... }
+  local co = co_create(function() return fn(table.unpack(args, 1, n)) end)
+  tasks[co] = kind
+  if kind == "user" then user_tasks = user_tasks + 1 end
+  M.wake(co)
+  return co
+end
+
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected)", 2)
+  end
+  M.spawn_kind("user", fn, ...)
+end
+
+local function no_user_tasks() return user_tasks == 0 end
+
+--- Runs fn(...) as a task and drives the loop until every task finished.
+function M.run(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'run' (function expected)", 2)
+  end
+  local co, main = co_running()
+  if not main and tasks[co] then
+    error("jsonrpc_websocket.run called from inside a task (use spawn)", 2)
+  end
+  M.spawn_kind("user", fn, ...)
+  running_runs = running_runs + 1
+  local ok, err = pcall(function()
+    while user_tasks > 0 do
+      if not turn(no_user_tasks) then
+        error(("jsonrpc_websocket.run: %d task(s) wait for something that "
+          .. "can never happen (no connection, no timer)"):format(user_tasks), 0)
+      end
+      check_run_error()
+    end
+  end)
+  running_runs = running_runs - 1
+  if not ok then error(err, 0) end
+end
+
+--- Sleeps: yields this task, or blocks when not in a task.
+function M.sleep(seconds)
+  seconds = tonumber(seconds)
+  if not seconds then error("bad argument #1 to 'sleep' (number expected)", 2) end
+  local w = M.waiter()
+  M.timer(seconds > 0 and seconds or 0, M.wake, w)
+  M.wait(w)
+end
+
+--- Connections report their birth and death so the loop knows whether
+-- waiting for I/O can ever end.
+function M.io_started() io_count = io_count + 1 end
+function M.io_ended() io_count = io_count - 1 end
+
+return M

@@ -1,0 +1,652 @@
+/*
+ * A client websocket connection.
+ *
+ * Lifetime: struct jr_conn is malloc'ed; the Lua userdata holds a pointer.
+ * Two things can still reach the struct: the userdata (until __gc) and the
+ * wsi (until LWS_CALLBACK_WSI_DESTROY). It is freed when both are gone.
+ * From connect() until Lua has popped the "closed" event, a registry ref
+ * (self_ref) anchors the userdata so events always find their owner.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jrws.h"
+
+#define JR_FRAG (64 * 1024)      /* outbound fragment: one send() */
+#define JR_WRITE_BURST 256       /* messages per WRITEABLE callback */
+#define JR_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
+
+struct jr_out {
+	struct jr_out *next;
+	size_t len, off;
+	int binary;
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the payload */
+};
+
+struct jr_conn {
+	jr_loop *loop;               /* NULL once the loop is gone */
+	jr_conn *next, **pprev;      /* in loop->conns */
+	struct lws *wsi;             /* NULL once lws destroyed it */
+	int self_ref;
+	int ud_alive;
+	int established;
+	int closed_queued;
+
+	char **headers; /* name with ':' then value, pairs */
+	int nheaders;
+	char *auth;     /* "Basic ..." or NULL */
+	char subprotocol[64];
+
+	char *rx;       /* the message being reassembled */
+	size_t rx_len, rx_cap, max_message;
+	int rx_binary;
+
+	struct jr_out *out_head, **out_tail;
+
+	int want_close, close_code;
+	char close_reason[124];
+
+	/* how it ended, reported with the closed event */
+	int end_code;
+	char end_reason[124];
+	char failure[160];
+	int http_status;
+};
+
+static jr_conn *jr_check_conn(lua_State *L, int idx)
+{
+	jr_conn **pc = luaL_checkudata(L, idx, JR_CONN_MT);
+	if (!*pc)
+		luaL_argerror(L, idx, "connection already collected");
+	return *pc;
+}
+
+static void jr_set_text(char *dst, size_t size, const void *src, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	if (src)
+		memcpy(dst, src, len);
+	else
+		len = 0;
+	dst[len] = '\0';
+}
+
+static void jr_free_out(jr_conn *c)
+{
+	struct jr_out *o, *next;
+	for (o = c->out_head; o; o = next) {
+		next = o->next;
+		free(o);
+	}
+	c->out_head = NULL;
+	c->out_tail = &c->out_head;
+}
+
+static void jr_conn_free(jr_conn *c)
+{
+	int i;
+	if (c->loop)
+		jr_loop_forget_conn(c->loop, c);
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+	}
+	jr_free_out(c);
+	for (i = 0; i < 2 * c->nheaders; i++)
+		free(c->headers[i]);
+	free(c->headers);
+	free(c->auth);
+	free(c->rx);
+	free(c);
+}
+
+/* The loop is going away: connections outlive it only as Lua garbage. */
+void jr_conn_detach_all(jr_loop *loop)
+{
+	jr_conn *c;
+	for (c = loop->conns; c; c = c->next) {
+		c->loop = NULL;
+		c->pprev = NULL;
+	}
+	loop->conns = NULL;
+}
+
+/* ---- callback helpers: record state, never call Lua ------------------- */
+
+static int jr_append_headers(struct lws *wsi, jr_conn *c, void *in, size_t len)
+{
+	unsigned char **p = in, *end = *p + len;
+	int i;
+
+	if (c->auth && lws_add_http_header_by_token(wsi,
+			WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)c->auth,
+			(int)strlen(c->auth), p, end))
+		goto too_big;
+	for (i = 0; i < c->nheaders; i++) {
+		const char *v = c->headers[2 * i + 1];
+		if (lws_add_http_header_by_name(wsi,
+				(unsigned char *)c->headers[2 * i],
+				(const unsigned char *)v, (int)strlen(v), p, end))
+			goto too_big;
+	}
+	return 0;
+too_big:
+	jr_set_text(c->failure, sizeof c->failure,
+		    "handshake headers too large", 27);
+	return -1;
+}
+
+static int jr_rx_reserve(jr_conn *c, size_t need)
+{
+	char *nb;
+	size_t cap = c->rx_cap ? c->rx_cap : 256;
+
+	if (need > c->max_message + 1) /* a hostile frame length */
+		need = c->max_message + 1;
+	if (need <= c->rx_cap && c->rx)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > c->max_message + 1)
+		cap = c->max_message + 1;
+	if (!(nb = realloc(c->rx, cap)))
+		return -1;
+	c->rx = nb;
+	c->rx_cap = cap;
+	return 0;
+}
+
+static int jr_too_large(struct lws *wsi, jr_conn *c)
+{
+	static const char why[] = "message too large";
+	c->end_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+	jr_set_text(c->end_reason, sizeof c->end_reason, why, sizeof why - 1);
+	lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+			 (unsigned char *)why, sizeof why - 1);
+	return -1;
+}
+
+/* Collects chunks until the final fragment, then hands the whole message
+ * to the event queue (the buffer changes owner, no copy). */
+static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
+{
+	if (lws_is_first_fragment(wsi)) {
+		c->rx_len = 0;
+		c->rx_binary = lws_frame_is_binary(wsi);
+	}
+	if (len > c->max_message - c->rx_len)
+		return jr_too_large(wsi, c);
+	if (jr_rx_reserve(c, c->rx_len + len + lws_remaining_packet_payload(wsi)))
+		return -1;
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (!lws_is_final_fragment(wsi))
+		return 0;
+	if (jr_loop_push(c->loop, c, JR_EV_MESSAGE, c->rx, c->rx_len,
+			 c->rx_binary))
+		return -1;
+	c->rx = NULL;
+	c->rx_cap = c->rx_len = 0;
+	return 0;
+}
+
+static int jr_write_next(struct lws *wsi, jr_conn *c)
+{
+	struct jr_out *o = c->out_head;
+	size_t chunk = o->len - o->off;
+	int flags;
+
+	if (chunk > JR_FRAG)
+		chunk = JR_FRAG;
+	flags = lws_write_ws_flags(o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
+				   o->off == 0, o->off + chunk == o->len);
+	/* bytes before this fragment are headroom or already sent: lws may
+	 * write the frame header there and masks the payload in place */
+	if (lws_write(wsi, o->buf + LWS_PRE + o->off, chunk,
+		      (enum lws_write_protocol)flags) < (int)chunk)
+		return -1;
+	o->off += chunk;
+	if (o->off == o->len) {
+		c->out_head = o->next;
+		if (!c->out_head)
+			c->out_tail = &c->out_head;
+		free(o);
+	}
+	return 0;
+}
+
+static int jr_writeable(struct lws *wsi, jr_conn *c)
+{
+	int burst = 0;
+
+	while (c->out_head && !lws_partial_buffered(wsi) &&
+	       burst++ < JR_WRITE_BURST)
+		if (jr_write_next(wsi, c))
+			return -1;
+	if (!c->out_head && c->want_close) {
+		c->end_code = c->close_code;
+		strcpy(c->end_reason, c->close_reason);
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason,
+				 strlen(c->close_reason));
+		return -1;
+	}
+	if (c->out_head)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void jr_peer_closed(jr_conn *c, const unsigned char *in, size_t len)
+{
+	if (len >= 2) {
+		c->end_code = (in[0] << 8) | in[1];
+		jr_set_text(c->end_reason, sizeof c->end_reason, in + 2, len - 2);
+	} else {
+		c->end_code = LWS_CLOSE_STATUS_NO_STATUS;
+	}
+}
+
+static void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
+				size_t len)
+{
+	if (!c->failure[0])
+		jr_set_text(c->failure, sizeof c->failure,
+			    in ? in : "connection failed",
+			    in ? strnlen(in, len) : 17);
+	c->http_status = (int)lws_http_client_http_response(wsi);
+}
+
+static void jr_destroyed(struct lws *wsi, jr_conn *c)
+{
+	lws_set_opaque_user_data(wsi, NULL);
+	c->wsi = NULL;
+	jr_free_out(c);
+	if (!c->ud_alive) { /* the Lua state is closing */
+		jr_conn_free(c);
+		return;
+	}
+	if (c->loop && !jr_loop_push(c->loop, c, JR_EV_CLOSED, NULL, 0, 0)) {
+		c->closed_queued = 1;
+		jr_loop_wake(c->loop);
+	}
+}
+
+static void jr_established(struct lws *wsi, jr_conn *c)
+{
+	c->established = 1;
+	jr_loop_push(c->loop, c, JR_EV_OPEN, NULL, 0, 0);
+	if (c->out_head || c->want_close)
+		lws_callback_on_writable(wsi);
+}
+
+/* One callback for every wsi: WSI_DESTROY always arrives at protocols[0]. */
+int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len)
+{
+	jr_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+
+	if (!c)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		return jr_append_headers(wsi, c, in, len);
+	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+		if (lws_hdr_copy(wsi, c->subprotocol, sizeof c->subprotocol,
+				 WSI_TOKEN_PROTOCOL) < 0)
+			c->subprotocol[0] = '\0';
+		return 0;
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		jr_established(wsi, c);
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return jr_receive(wsi, c, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return jr_writeable(wsi, c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		jr_peer_closed(c, in, len);
+		return 0;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		jr_connection_error(wsi, c, in, len);
+		return 0;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		if (!c->established && !c->failure[0])
+			jr_set_text(c->failure, sizeof c->failure,
+				    "no handshake response", 21);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		jr_destroyed(wsi, c);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+const struct lws_protocols jr_client_protocol = {
+	"jsonrpc-websocket-client", jr_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+};
+
+/* ---- Lua side ----------------------------------------------------------- */
+
+void jr_conn_push_owner(lua_State *L, jr_conn *c)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	lua_getiuservalue(L, -1, 1);
+	lua_remove(L, -2);
+}
+
+/* owner, "closed", code, reason, failure, http_status, was_open; and the
+ * userdata is no longer anchored. */
+int jr_conn_push_closed(lua_State *L, jr_conn *c)
+{
+	jr_conn_push_owner(L, c);
+	lua_pushliteral(L, "closed");
+	lua_pushinteger(L, c->end_code ? c->end_code
+				       : LWS_CLOSE_STATUS_ABNORMAL_CLOSE);
+	lua_pushstring(L, c->end_reason);
+	if (c->failure[0])
+		lua_pushstring(L, c->failure);
+	else
+		lua_pushnil(L);
+	lua_pushinteger(L, c->http_status);
+	lua_pushboolean(L, c->established);
+	luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+	c->self_ref = LUA_NOREF;
+	c->closed_queued = 0;
+	return 7;
+}
+
+static char *jr_strdup(lua_State *L, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (!d)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	return memcpy(d, s, n);
+}
+
+/* A header name or value must not smuggle in CR/LF (header injection). */
+static const char *jr_check_header_text(lua_State *L, int idx, const char *what)
+{
+	size_t len;
+	const char *s = lua_tolstring(L, idx, &len);
+	if (!s)
+		luaL_error(L, "handshake header %s must be a string", what);
+	if (strpbrk(s, "\r\n") || strlen(s) != len)
+		luaL_error(L, "handshake header %s contains CR, LF or NUL", what);
+	return s;
+}
+
+/* opts.headers is a sequence of { name, value } pairs. */
+static void jr_read_headers(lua_State *L, jr_conn *c, int opts)
+{
+	int i, n;
+
+	if (lua_getfield(L, opts, "headers") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return;
+	}
+	n = (int)luaL_len(L, -1);
+	c->headers = calloc((size_t)(2 * n + 1), sizeof *c->headers);
+	if (!c->headers)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	for (i = 1; i <= n; i++, c->nheaders++) {
+		const char *name, *value;
+		size_t nlen;
+		lua_rawgeti(L, -1, i);
+		lua_rawgeti(L, -1, 1);
+		lua_rawgeti(L, -2, 2);
+		name = jr_check_header_text(L, -2, "name");
+		value = jr_check_header_text(L, -1, "value");
+		nlen = strlen(name);
+		if (nlen == 0 || strchr(name, ':') || strchr(name, ' '))
+			luaL_error(L, "invalid handshake header name '%s'", name);
+		c->headers[2 * i - 2] = malloc(nlen + 2);
+		if (!c->headers[2 * i - 2])
+			luaL_error(L, "jsonrpc_websocket: out of memory");
+		memcpy(c->headers[2 * i - 2], name, nlen);
+		memcpy(c->headers[2 * i - 2] + nlen, ":", 2);
+		c->headers[2 * i - 1] = jr_strdup(L, value);
+		lua_pop(L, 3);
+	}
+	lua_pop(L, 1);
+}
+
+static void jr_read_auth(lua_State *L, jr_conn *c, int opts)
+{
+	const char *user, *pass;
+	size_t len;
+
+	if (lua_getfield(L, opts, "auth") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_rawgeti(L, -1, 1);
+	lua_rawgeti(L, -2, 2);
+	user = jr_check_header_text(L, -2, "auth user");
+	pass = jr_check_header_text(L, -1, "auth password");
+	if (strchr(user, ':'))
+		luaL_error(L, "auth user name must not contain ':'");
+	len = (strlen(user) + strlen(pass) + 3) / 3 * 4 + 16;
+	if (!(c->auth = malloc(len)))
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	if (lws_http_basic_auth_gen(user, pass, c->auth, len))
+		luaL_error(L, "cannot encode auth credentials");
+	lua_pop(L, 3);
+}
+
+static const char *jr_opt_string(lua_State *L, int opts, const char *key)
+{
+	const char *s;
+	lua_getfield(L, opts, key);
+	s = lua_tostring(L, -1);
+	lua_pop(L, 1); /* the string stays alive in opts */
+	return s;
+}
+
+static void jr_fill_connect_info(lua_State *L, struct lws_client_connect_info *ic,
+				 int opts)
+{
+	memset(ic, 0, sizeof *ic);
+	ic->address = jr_opt_string(L, opts, "address");
+	ic->host = jr_opt_string(L, opts, "host");
+	ic->path = jr_opt_string(L, opts, "path");
+	ic->origin = jr_opt_string(L, opts, "origin");
+	ic->protocol = jr_opt_string(L, opts, "protocols");
+	lua_getfield(L, opts, "port");
+	ic->port = (int)luaL_checkinteger(L, -1);
+	lua_pop(L, 1);
+	if (!ic->address || !ic->host || !ic->path)
+		luaL_error(L, "connect: address, host and path are required");
+	ic->local_protocol_name = jr_client_protocol.name;
+}
+
+static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
+{
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	*pc = calloc(1, sizeof **pc);
+	if (!*pc)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	luaL_setmetatable(L, JR_CONN_MT);
+	(*pc)->loop = loop;
+	(*pc)->ud_alive = 1;
+	(*pc)->self_ref = LUA_NOREF;
+	(*pc)->out_tail = &(*pc)->out_head;
+	(*pc)->next = loop->conns;
+	if (loop->conns)
+		loop->conns->pprev = &(*pc)->next;
+	(*pc)->pprev = &loop->conns;
+	loop->conns = *pc;
+	return *pc;
+}
+
+/*
+ * connect(owner, opts) -> conn | nil, failure
+ * Starts the connection; its outcome arrives as an "open" or "closed" event
+ * carrying `owner`. opts: address, port, host, path, origin, protocols
+ * ("a,b"), headers ({{name, value}, ...}), auth ({user, pass}),
+ * max_message_size.
+ */
+static int l_connect(lua_State *L)
+{
+	jr_loop *loop = jr_loop_get(L);
+	struct lws_client_connect_info ic;
+	jr_conn *c;
+
+	luaL_checkany(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	c = jr_new_conn(L, loop);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, 3, 1);
+	jr_read_headers(L, c, 2);
+	jr_read_auth(L, c, 2);
+	lua_getfield(L, 2, "max_message_size");
+	c->max_message = (size_t)luaL_optinteger(L, -1, JR_DEFAULT_MAX_MESSAGE);
+	lua_pop(L, 1);
+	jr_fill_connect_info(L, &ic, 2);
+	ic.context = jr_loop_context(L, loop);
+	ic.opaque_user_data = c;
+	ic.pwsi = &c->wsi;
+	lua_pushvalue(L, 3);
+	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (!lws_client_connect_via_info(&ic)) {
+		luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+		c->self_ref = LUA_NOREF;
+		c->wsi = NULL;
+		lua_pushnil(L);
+		lua_pushstring(L, c->failure[0] ? c->failure : "connect failed");
+		return 2;
+	}
+	return 1;
+}
+
+/* conn:send(data [, binary]) -> true | false, why */
+static int l_send(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	struct jr_out *o;
+
+	if (!c->wsi || !c->established || c->want_close) {
+		lua_pushboolean(L, 0);
+		lua_pushliteral(L, "connection is not open");
+		return 2;
+	}
+	if (!(o = malloc(sizeof *o + LWS_PRE + len)))
+		return luaL_error(L, "jsonrpc_websocket: out of memory");
+	o->next = NULL;
+	o->len = len;
+	o->off = 0;
+	o->binary = lua_toboolean(L, 3);
+	memcpy(o->buf + LWS_PRE, data, len);
+	*c->out_tail = o;
+	c->out_tail = &o->next;
+	lws_callback_on_writable(c->wsi);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* conn:close([code [, reason]]): a polite close once queued data is out;
+ * a connection still in its handshake is simply dropped. */
+static int l_close(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	int code = (int)luaL_optinteger(L, 2, LWS_CLOSE_STATUS_NORMAL);
+	size_t rlen;
+	const char *reason = luaL_optlstring(L, 3, "", &rlen);
+
+	luaL_argcheck(L, rlen <= 123, 3, "close reason longer than 123 bytes");
+	if (!c->wsi || c->want_close) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (!c->established) {
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	} else {
+		c->want_close = 1;
+		c->close_code = code;
+		jr_set_text(c->close_reason, sizeof c->close_reason, reason, rlen);
+		lws_callback_on_writable(c->wsi);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* conn:abort(): drop the socket now, no close frame. */
+static int l_abort(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	if (c->wsi)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	return 0;
+}
+
+static int l_subprotocol(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	if (!c->subprotocol[0])
+		return 0;
+	lua_pushstring(L, c->subprotocol);
+	return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+	jr_conn **pc = luaL_checkudata(L, 1, JR_CONN_MT);
+	jr_conn *c = *pc;
+	const char *state = !c ? "collected" : !c->wsi ? "closed"
+		: c->want_close ? "closing" : c->established ? "open"
+		: "connecting";
+	lua_pushfstring(L, "jsonrpc_websocket.conn (%s): %p", state, (void *)c);
+	return 1;
+}
+
+/* __gc and __close. Normally the wsi is gone by now (the anchor saw to it);
+ * only while the Lua state closes can a live wsi remain: lws frees it
+ * when the loop destroys the context, and WSI_DESTROY frees the struct. */
+static int l_gc(lua_State *L)
+{
+	jr_conn **pc = luaL_checkudata(L, 1, JR_CONN_MT);
+	jr_conn *c = *pc;
+
+	if (!c)
+		return 0;
+	*pc = NULL;
+	c->ud_alive = 0;
+	if (c->wsi) {
+		if (c->loop)
+			jr_loop_forget_conn(c->loop, c);
+		return 0;
+	}
+	jr_conn_free(c);
+	return 0;
+}
+
+const luaL_Reg jr_conn_functions[] = {
+	{"connect", l_connect},
+	{NULL, NULL}
+};
+
+static const luaL_Reg jr_conn_methods[] = {
+	{"send", l_send},
+	{"close", l_close},
+	{"abort", l_abort},
+	{"subprotocol", l_subprotocol},
+	{NULL, NULL}
+};
+
+void jr_conn_open(lua_State *L)
+{
+	if (luaL_newmetatable(L, JR_CONN_MT)) {
+		luaL_newlib(L, jr_conn_methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, l_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, l_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+}

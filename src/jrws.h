@@ -1,0 +1,77 @@
+/*
+ * jsonrpc_websocket.core: the C transport under the Lua face.
+ *
+ * Layers, one file each:
+ *   loop.c   one libwebsockets context per Lua state, the service step, the
+ *            queue of events that callbacks leave for Lua, the clock.
+ *   conn.c   a client websocket: handshake options, send queue, message
+ *            reassembly, close; the lws callback for client connections.
+ *   core.c   luaopen_jsonrpc_websocket_core.
+ *
+ * The rule that shapes everything: libwebsockets callbacks never call Lua.
+ * They record what happened as a jr_event; Lua pops events after
+ * lws_service() has returned and resumes its coroutines from there.
+ */
+#ifndef JRWS_H
+#define JRWS_H
+
+#include <stddef.h>
+
+#include <libwebsockets.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#define JR_LOOP_KEY "jsonrpc_websocket.loop"
+#define JR_CONN_MT "jsonrpc_websocket.conn"
+
+typedef struct jr_loop jr_loop;
+typedef struct jr_conn jr_conn;
+typedef struct jr_event jr_event;
+
+enum jr_event_kind {
+	JR_EV_OPEN,    /* handshake done, messages may flow */
+	JR_EV_MESSAGE, /* one whole inbound message */
+	JR_EV_CLOSED   /* the connection is gone (or never came up) */
+};
+
+struct jr_event {
+	jr_event *next;
+	jr_conn *conn;
+	enum jr_event_kind kind;
+	int binary;  /* MESSAGE: arrived as a binary frame */
+	char *data;  /* MESSAGE payload, malloc'ed, owned by the event */
+	size_t len;
+};
+
+struct jr_loop {
+	struct lws_context *cx;
+	lws_sorted_usec_list_t wake; /* bounds one service step */
+	int in_service;              /* inside lws_service() right now */
+	int destroying;              /* context teardown: queue nothing */
+	jr_event *head, **tail;      /* events waiting for Lua, FIFO */
+	jr_conn *conns;              /* every connection not yet freed */
+};
+
+LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
+
+/* loop.c */
+jr_loop *jr_loop_get(lua_State *L);
+struct lws_context *jr_loop_context(lua_State *L, jr_loop *loop);
+int jr_loop_push(jr_loop *loop, jr_conn *c, enum jr_event_kind kind,
+		 char *data, size_t len, int binary);
+void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
+void jr_loop_wake(jr_loop *loop);
+void jr_loop_open(lua_State *L);
+extern const luaL_Reg jr_loop_functions[];
+
+/* conn.c */
+int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len);
+void jr_conn_open(lua_State *L);
+int jr_conn_push_closed(lua_State *L, jr_conn *c);
+void jr_conn_push_owner(lua_State *L, jr_conn *c);
+void jr_conn_detach_all(jr_loop *loop);
+extern const struct lws_protocols jr_client_protocol;
+extern const luaL_Reg jr_conn_functions[];
+
+#endif
