@@ -26,7 +26,7 @@ CFLAGS   ?= -O2 -g
 ALLFLAGS  = -std=gnu99 -fPIC $(WARN) $(CFLAGS) $(LUA_INC)
 SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all
-BUSTED    = busted --lua=$(LUA) --lpath='./lua/?.lua;./lua/?/init.lua;./spec/?.lua'
+BUSTED    = busted --lua=$(LUA)
 
 .PHONY: all deps test test-plain test-asan valgrind demo bench install clean
 
@@ -66,13 +66,14 @@ test-asan: build-asan/$(MODULE)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(BUSTED) --cpath='./build-asan/?.so' spec
 
+# --ignore-lua: busted must not re-execute itself outside valgrind.
 valgrind: build/$(MODULE)
-	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-	  --suppressions=spec/valgrind.supp -q \
-	  $(LUA) spec/run_busted.lua --cpath='./build/?.so' spec
+	JSONRPC_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite -q \
+	  $(LUA) /usr/bin/busted --ignore-lua --cpath='./build/?.so' spec
 
-demo: build/$(MODULE)
-	$(LUA) examples/demo.lua
+demo: deps build/$(MODULE)
+	sh examples/demo.sh
 
 bench: build/$(MODULE)
 	$(MAKE) -C bench

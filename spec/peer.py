@@ -257,6 +257,15 @@ async def rpc_reply_with_id(ctx, id, value):
     return True
 
 
+# How earlier connections ended, oldest first: [code, reason] as the peer
+# saw them (1006 when no close frame arrived).
+CLOSED_CONNECTIONS = []
+
+
+async def rpc_closes(ctx):
+    return CLOSED_CONNECTIONS
+
+
 METHODS = {
     name[len("rpc_"):]: fn for name, fn in globals().items() if name.startswith("rpc_")
 }
@@ -398,7 +407,11 @@ class Connection:
 
 
 async def handle_connection(ws):
-    await Connection(ws).serve()
+    try:
+        await Connection(ws).serve()
+    finally:
+        await ws.wait_closed()
+        CLOSED_CONNECTIONS.append([ws.close_code, ws.close_reason])
 
 
 # --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ struct jr_conn {
 
 	int want_close, close_code;
 	char close_reason[124];
+	int closed_here; /* we sent the close (asked to, or message too large) */
 
 	/* how it ended, reported with the closed event */
 	int end_code;
@@ -162,6 +163,7 @@ static int jr_too_large(struct lws *wsi, jr_conn *c)
 {
 	static const char why[] = "message too large";
 	c->end_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+	c->closed_here = 1;
 	jr_set_text(c->end_reason, sizeof c->end_reason, why, sizeof why - 1);
 	lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 			 (unsigned char *)why, sizeof why - 1);
@@ -227,6 +229,7 @@ static int jr_writeable(struct lws *wsi, jr_conn *c)
 			return -1;
 	if (!c->out_head && c->want_close) {
 		c->end_code = c->close_code;
+		c->closed_here = 1;
 		strcpy(c->end_reason, c->close_reason);
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason,
@@ -336,8 +339,8 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 	lua_remove(L, -2);
 }
 
-/* owner, "closed", code, reason, failure, http_status, was_open; and the
- * userdata is no longer anchored. */
+/* owner, "closed", code, reason, failure, http_status, was_open,
+ * closed_here; and the userdata is no longer anchored. */
 int jr_conn_push_closed(lua_State *L, jr_conn *c)
 {
 	jr_conn_push_owner(L, c);
@@ -351,10 +354,11 @@ int jr_conn_push_closed(lua_State *L, jr_conn *c)
 		lua_pushnil(L);
 	lua_pushinteger(L, c->http_status);
 	lua_pushboolean(L, c->established);
+	lua_pushboolean(L, c->closed_here);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 	c->self_ref = LUA_NOREF;
 	c->closed_queued = 0;
-	return 7;
+	return 8;
 }
 
 static char *jr_strdup(lua_State *L, const char *s)

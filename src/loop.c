@@ -166,7 +166,8 @@ static void jr_push_message(lua_State *L, jr_event *e)
  * pop() -> owner, kind, ...  or nothing when the queue is empty.
  *   owner, "open"
  *   owner, "message", data, is_binary
- *   owner, "closed", code, reason, failure, http_status, was_open
+ *   owner, "closed", code, reason, failure, http_status, was_open,
+ *          closed_here
  * `owner` is the Lua value given to connect().
  */
 static int l_pop(lua_State *L)

@@ -112,13 +112,17 @@ function Link:message(data)
   return self:settle(msg)
 end
 
-local function close_cause(self, code, reason, failure, status)
+local function close_cause(self, code, reason, failure, status, closed_here)
   if status and status ~= 0 and status ~= 101 then
     return ("handshake rejected: HTTP %d"):format(status)
   end
   if failure then return url_parse.explain(failure) end
-  local text = self.closing_by_us and "connection closed" or
-    "connection closed by peer"
+  if closed_here and code == 1009 then
+    return ("incoming message larger than max_message_size (%d bytes), "
+      .. "connection closed (1009)"):format(self.connect_opts.max_message_size
+        or 16 * 1024 * 1024)
+  end
+  local text = closed_here and "connection closed" or "connection closed by peer"
   if reason and reason ~= "" then
     return ("%s (%d %s)"):format(text, code, reason)
   end
@@ -134,12 +138,11 @@ function Link:fail_pending(cause)
   end
 end
 
-function Link:closed(code, reason, failure, status, was_open)
+function Link:closed(code, reason, failure, status, was_open, closed_here)
   sched.io_ended()
   self.conn, self.state = nil, "closed"
   self.close_code, self.close_reason = code, reason
-  local cause = close_cause(self, code, reason, failure, status)
-  self.closing_by_us = false
+  local cause = close_cause(self, code, reason, failure, status, closed_here)
   local w = self.connect_waiter
   if w then
     self.connect_waiter = nil
@@ -281,7 +284,7 @@ function Server:close()
   if link.state == "connecting" then
     link.conn:abort()
   elseif link.state == "open" then
-    link.state, link.closing_by_us = "closing", true
+    link.state = "closing"
     link.conn:close(1000)
   end
   if link.state == "closed" then return end
@@ -343,7 +346,6 @@ server_mt.__close = function(self) Server.close(self) end
 server_mt.__gc = function(self)
   local link = rawget(self, LINK)
   if link and link.conn and link.state ~= "closed" then
-    link.closing_by_us = true
     pcall(link.conn.close, link.conn, 1001)
   end
 end

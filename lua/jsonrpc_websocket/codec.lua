@@ -77,7 +77,7 @@ function M.params_from_table(json, null, params)
     return encode_list(json, null, n, list)
   end
   local len, count = list_length(params)
-  if len == count then return encode_list(json, null, len, params) end
+  if len and len == count then return encode_list(json, null, len, params) end
   if len then -- holes: copy, so the caller's table is left as it was
     return encode_list(json, null, len, table.move(params, 1, len, 1, {}))
   end

@@ -149,9 +149,9 @@ end
 
 local function dispatch_events()
   while true do
-    local owner, kind, a, b, c, d, e = core_pop()
+    local owner, kind, a, b, c, d, e, f = core_pop()
     if owner == nil then return end
-    local ok, err = pcall(owner[kind], owner, a, b, c, d, e)
+    local ok, err = pcall(owner[kind], owner, a, b, c, d, e, f)
     if not ok then M.report(err) end
   end
 end
@@ -224,6 +224,16 @@ end
 
 local function no_user_tasks() return user_tasks == 0 end
 
+-- Tasks that can never wake are dropped, so later runs do not wait on them.
+local function abandon_user_tasks()
+  local stuck = user_tasks
+  for co, kind in pairs(tasks) do
+    if kind == "user" then tasks[co] = nil end
+  end
+  user_tasks = 0
+  return stuck
+end
+
 --- Runs fn(...) as a task and drives the loop until every task finished.
 function M.run(fn, ...)
   if type(fn) ~= "function" then
@@ -238,8 +248,9 @@ function M.run(fn, ...)
   local ok, err = pcall(function()
     while user_tasks > 0 do
       if not turn(no_user_tasks) then
+        local stuck = abandon_user_tasks()
         error(("jsonrpc_websocket.run: %d task(s) wait for something that "
-          .. "can never happen (no connection, no timer)"):format(user_tasks), 0)
+          .. "can never happen (no connection, no timer)"):format(stuck), 0)
       end
       check_run_error()
     end

@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "jsonrpc-websocket"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/jsonrpc-websocket/jsonrpc-websocket-lua.git",
+}
+description = {
+  summary = "JSON-RPC 2.0 over websockets for Lua 5.4, in C on libwebsockets",
+  detailed = [[
+    server.app.users.getUsers() calls "app.users.getUsers" on a JSON-RPC 2.0
+    websocket server. Calls inside tasks yield until their answer, so
+    thousands can be in flight on one connection; calls from plain code
+    block. Structured errors, timeouts, fragmented and large messages.
+  ]],
+  homepage = "https://github.com/jsonrpc-websocket/jsonrpc-websocket-lua",
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson",
+}
+external_dependencies = {
+  LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["jsonrpc_websocket.core"] = {
+      sources = { "src/core.c", "src/loop.c", "src/conn.c" },
+      incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "src" },
+      libdirs = { "$(LIBWEBSOCKETS_LIBDIR)" },
+      libraries = { "websockets" },
+    },
+    ["jsonrpc_websocket"] = "lua/jsonrpc_websocket/init.lua",
+    ["jsonrpc_websocket.client"] = "lua/jsonrpc_websocket/client.lua",
+    ["jsonrpc_websocket.codec"] = "lua/jsonrpc_websocket/codec.lua",
+    ["jsonrpc_websocket.errors"] = "lua/jsonrpc_websocket/errors.lua",
+    ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
+    ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
+  },
+  copy_directories = { "examples" },
+}
+test = {
+  type = "busted",
+}

@@ -1,0 +1,74 @@
+--- Spec helper: starts real websocket peers on 127.0.0.1.
+-- The scripted peer is spec/peer.py (Python `websockets`); see its
+-- docstring for the methods it answers.
+
+local M = {}
+
+M.PYTHON = "/usr/bin/python3"
+
+-- With JSONRPC_GC=aggressive the whole suite runs under a collector that
+-- steps on every allocation, to flush out lifetime bugs.
+if os.getenv("JSONRPC_GC") == "aggressive" then
+  collectgarbage("incremental", 100, 1000, 1)
+end
+
+--- Starts a peer; returns { port, pid, url(path), stop() }.
+function M.start_peer(args)
+  local handle = assert(io.popen(("exec %s spec/peer.py %s"):format(M.PYTHON, args or ""), "r"))
+  local line = handle:read("l") or ""
+  local port, pid = line:match("^PORT (%d+) PID (%d+)$")
+  assert(port, "peer did not start: " .. line)
+  local peer = { port = tonumber(port), pid = tonumber(pid), handle = handle }
+  function peer.url(path) return ("ws://127.0.0.1:%d%s"):format(peer.port, path or "/") end
+  function peer.stop()
+    if peer.handle then
+      os.execute(("kill %d 2>/dev/null"):format(peer.pid))
+      peer.handle:close()
+      peer.handle = nil
+    end
+  end
+  -- Lua closes a popen handle by waiting for the child: make sure the
+  -- child is gone first, even when the spec run simply ends. (Created after
+  -- the handle, this sentinel is finalized before it.)
+  peer.reaper = setmetatable({}, { __gc = function() peer.stop() end })
+  return peer
+end
+
+local shared
+--- One peer shared by every spec that only needs a well-behaved server.
+function M.peer()
+  if not shared then shared = M.start_peer() end
+  return shared
+end
+
+--- A port where nothing listens (bound once, then released).
+function M.closed_port()
+  local p = M.start_peer()
+  local port = p.port
+  p.stop()
+  return port
+end
+
+--- Runs a Lua snippet in a child lua5.4 with the module on its paths;
+-- returns ok, output, seconds taken.
+function M.run_lua(code)
+  local jsonrpc = require "jsonrpc_websocket"
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write(("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n")
+    :format("./lua/?.lua;./lua/?/init.lua;", package.cpath:match("^[^;]*;")), code)
+  f:close()
+  local t0 = jsonrpc.now()
+  local h = io.popen(("timeout 20 lua5.4 %s 2>&1"):format(file))
+  local out = h:read("a")
+  local ok = h:close()
+  os.remove(file)
+  return ok, out, jsonrpc.now() - t0
+end
+
+--- Decodes with a private cjson.
+local json = require("cjson").new()
+M.decode = json.decode
+M.encode = json.encode
+
+return M
