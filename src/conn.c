@@ -15,6 +15,7 @@
 #define JR_FRAG (64 * 1024)      /* outbound fragment: one send() */
 #define JR_WRITE_BURST 256       /* messages per WRITEABLE callback */
 #define JR_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
+#define JR_TOO_LARGE "message too large"
 
 struct jr_out {
 	struct jr_out *next;
@@ -159,32 +160,33 @@ static int jr_rx_reserve(jr_conn *c, size_t need)
 	return 0;
 }
 
-static int jr_too_large(struct lws *wsi, jr_conn *c)
+/*
+ * Adds one received chunk to the message being reassembled; on the final
+ * chunk hands the whole message to the event queue (the buffer changes
+ * owner, no copy). `remaining` is a hint: bytes still due in this frame.
+ * Returns -1 when the connection must close (too large: end_code says so).
+ * Kept free of lws calls so the fuzzer drives exactly this path.
+ */
+int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
+	       int binary, size_t remaining)
 {
-	static const char why[] = "message too large";
-	c->end_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-	c->closed_here = 1;
-	jr_set_text(c->end_reason, sizeof c->end_reason, why, sizeof why - 1);
-	lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-			 (unsigned char *)why, sizeof why - 1);
-	return -1;
-}
-
-/* Collects chunks until the final fragment, then hands the whole message
- * to the event queue (the buffer changes owner, no copy). */
-static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
-{
-	if (lws_is_first_fragment(wsi)) {
+	if (first) {
 		c->rx_len = 0;
-		c->rx_binary = lws_frame_is_binary(wsi);
+		c->rx_binary = binary;
 	}
-	if (len > c->max_message - c->rx_len)
-		return jr_too_large(wsi, c);
-	if (jr_rx_reserve(c, c->rx_len + len + lws_remaining_packet_payload(wsi)))
+	if (len > c->max_message - c->rx_len) {
+		c->end_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+		c->closed_here = 1;
+		jr_set_text(c->end_reason, sizeof c->end_reason,
+			    JR_TOO_LARGE, sizeof JR_TOO_LARGE - 1);
 		return -1;
-	memcpy(c->rx + c->rx_len, in, len);
+	}
+	if (jr_rx_reserve(c, c->rx_len + len + remaining))
+		return -1;
+	if (len)
+		memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
-	if (!lws_is_final_fragment(wsi))
+	if (!final)
 		return 0;
 	if (jr_loop_push(c->loop, c, JR_EV_MESSAGE, c->rx, c->rx_len,
 			 c->rx_binary))
@@ -192,6 +194,19 @@ static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
 	c->rx = NULL;
 	c->rx_cap = c->rx_len = 0;
 	return 0;
+}
+
+static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
+{
+	if (!jr_conn_rx(c, in, len, lws_is_first_fragment(wsi),
+			lws_is_final_fragment(wsi), lws_frame_is_binary(wsi),
+			lws_remaining_packet_payload(wsi)))
+		return 0;
+	if (c->end_code == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE)
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 (unsigned char *)JR_TOO_LARGE,
+				 sizeof JR_TOO_LARGE - 1);
+	return -1;
 }
 
 static int jr_write_next(struct lws *wsi, jr_conn *c)

@@ -6,6 +6,7 @@
  *            queue of events that callbacks leave for Lua, the clock.
  *   conn.c   a client websocket: handshake options, send queue, message
  *            reassembly, close; the lws callback for client connections.
+ *   scan.c   raw JSON scanning: exact ids, batch elements.
  *   core.c   luaopen_jsonrpc_websocket_core.
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
@@ -71,7 +72,12 @@ void jr_conn_open(lua_State *L);
 int jr_conn_push_closed(lua_State *L, jr_conn *c);
 void jr_conn_push_owner(lua_State *L, jr_conn *c);
 void jr_conn_detach_all(jr_loop *loop);
+int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
+	       int binary, size_t remaining);
 extern const struct lws_protocols jr_client_protocol;
 extern const luaL_Reg jr_conn_functions[];
+
+/* scan.c */
+extern const luaL_Reg jr_scan_functions[];
 
 #endif

@@ -7,11 +7,12 @@ local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
+local dispatch = require "jsonrpc_websocket.dispatch"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
-local type, pairs, rawget, setmetatable, error, pcall =
-  type, pairs, rawget, setmetatable, error, pcall
+local type, pairs, rawget, rawset, setmetatable, error, pcall =
+  type, pairs, rawget, rawset, setmetatable, error, pcall
 local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel
@@ -75,8 +76,8 @@ function Link:settle(response)
       self.expired[id] = nil -- the late answer of a timed-out call
       return
     end
-    return sched.report(ProtocolError(nil,
-      "response with unknown id " .. tostring(id), nil, response))
+    return self:report(ProtocolError(nil,
+      "received a response with unknown id " .. tostring(whole(id)), nil, response))
   end
   self.pending[id] = nil
   local t = self.timers[id]
@@ -100,16 +101,24 @@ function Link:open()
 end
 
 function Link:message(data)
-  local ok, msg = pcall(self.json.decode, data)
-  if not ok then
-    return sched.report(ProtocolError(-32700,
-      "received a message that is not JSON: " .. tostring(msg)))
+  dispatch.incoming(self, data)
+end
+
+--- Sends a reply; false when the connection is gone (the reply is lost).
+function Link:send(text)
+  local conn = self.conn
+  return conn ~= nil and self.state == "open" and conn:send(text)
+end
+
+--- Something went wrong with nobody to raise into: the "error" listeners
+-- hear it, else jsonrpc.on_error, else stderr.
+function Link:report(err)
+  local listeners = self.listeners.error
+  if not listeners then return sched.report(err) end
+  for i = 1, #listeners do
+    local ok, why = pcall(listeners[i], err)
+    if not ok then sched.report(why) end
   end
-  if type(msg) ~= "table" then
-    return sched.report(ProtocolError(-32600,
-      "received JSON that is not a JSON-RPC message"))
-  end
-  return self:settle(msg)
 end
 
 local function close_cause(self, code, reason, failure, status, closed_here)
@@ -187,6 +196,10 @@ function Link:notify(prefix, params, method)
   if not ok then raise(TransportError("Connection is not open.", why), method) end
 end
 
+function Link:register(name, fn)
+  self.handlers[name] = dispatch.check_handler(fn, name)
+end
+
 --- The cached proxy for a method name.
 function Link:proxy(name)
   local p = self.proxies[name]
@@ -222,10 +235,16 @@ proxy_mt.__call = function(p, ...)
   local prefix = p[PREFIX]
   if not prefix then
     prefix = link:prefix_for(p[NAME])
-    p[PREFIX] = prefix
+    rawset(p, PREFIX, prefix)
   end
   local params = codec.params_from_args(link.json, link.null, ...)
   return link:request(prefix, params, p[NAME], link.timeout)
+end
+
+-- server.ns.method = fn registers a handler for "ns.method".
+proxy_mt.__newindex = function(p, key, fn)
+  if type(key) ~= "string" then error("handler names must be strings", 2) end
+  p[LINK]:register(p[NAME] .. "." .. key, fn)
 end
 
 proxy_mt.__tostring = function(p)
@@ -331,8 +350,34 @@ server_mt.__index = function(self, key)
   return link:proxy(key)
 end
 
-server_mt.__newindex = function(_, key)
-  error(("cannot assign to server.%s"):format(tostring(key)), 2)
+--- register(name, fn): handle the server's requests and notifications
+-- named `name` with fn (nil unregisters). Reaches every name, including
+-- the ones taken at the top level (close, call, ...).
+function Server:register(name, fn)
+  if type(name) ~= "string" then error("bad argument #1 to 'register' (string expected)", 2) end
+  link_of(self):register(name, fn)
+end
+
+local EVENTS = { error = true }
+
+--- on(event, fn): listen to connection events. "error": fn(err) for
+-- problems with nobody to raise into (a bad frame, a failed handler).
+function Server:on(event, fn)
+  if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
+  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
+  local listeners = link_of(self).listeners
+  listeners[event] = listeners[event] or {}
+  table.insert(listeners[event], fn)
+end
+
+-- server.method = fn registers a handler; top-level names that are taken
+-- need server:register.
+server_mt.__newindex = function(self, key, fn)
+  if type(key) ~= "string" then error("handler names must be strings", 2) end
+  if Server[key] or key == "connected" then
+    error(("server.%s is taken; use server:register(%q, fn)"):format(key, key), 2)
+  end
+  rawget(self, LINK):register(key, fn)
 end
 
 server_mt.__tostring = function(self)
@@ -377,6 +422,8 @@ local function new_link(url, opts)
     pending = {}, timers = {}, expired = {},
     proxies = {}, prefixes = {},
     close_waiters = {},
+    handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
+    handler_timeout = check_seconds(opts, "handler_timeout"),
   }, Link)
 end
 

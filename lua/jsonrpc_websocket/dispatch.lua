@@ -1,0 +1,248 @@
+--- Inbound messages, for either end of a connection: responses go to the
+-- endpoint's waiting calls, requests and notifications to its handlers,
+-- and nothing a peer sends can raise into unrelated code.
+--
+-- An endpoint provides: `json`, `null`, `handlers` (name -> function),
+-- `handler_timeout` (seconds or nil), `send(ep, text)` -> ok,
+-- `report(ep, err)`, and `settle(ep, response)` for answers to its calls.
+-- @module jsonrpc_websocket.dispatch
+
+local core = require "jsonrpc_websocket.core"
+local sched = require "jsonrpc_websocket.scheduler"
+local errors = require "jsonrpc_websocket.errors"
+
+local ProtocolError = errors.ProtocolError
+local json_member, json_elements = core.json_member, core.json_elements
+local type, pcall, tostring, next = type, pcall, tostring, next
+local unpack, concat = table.unpack, table.concat
+local math_type = math.type
+
+local M = {}
+
+local PARSE_ERROR = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
+local INVALID_REQUEST = '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
+
+--- The text of an error response with the raw id text.
+local function error_response(json, raw_id, code, message, data)
+  local err = { code = code, message = message, data = data }
+  local ok, text = pcall(json.encode, err)
+  if not ok then
+    err.data = nil
+    text = json.encode(err)
+  end
+  return '{"jsonrpc":"2.0","id":' .. raw_id .. ',"error":' .. text .. "}"
+end
+M.error_response = error_response
+
+-- Where a reply goes: straight out, or into the batch being collected.
+local function deliver(ep, batch, text)
+  if batch then
+    batch.replies[#batch.replies + 1] = text
+    batch.left = batch.left - 1
+    if batch.left == 0 and #batch.replies > 0 then
+      ep:send("[" .. concat(batch.replies, ",") .. "]")
+    end
+    return
+  end
+  ep:send(text)
+end
+
+local function finish(ep, batch)
+  if batch then
+    batch.left = batch.left - 1
+    if batch.left == 0 and #batch.replies > 0 then
+      ep:send("[" .. concat(batch.replies, ",") .. "]")
+    end
+  end
+end
+
+-- The reply for a handler's outcome: its first result, or its error.
+local function outcome_text(ep, raw_id, method, ok, result)
+  local json = ep.json
+  if ok then
+    if result == nil then result = ep.null end
+    local encoded, text = pcall(json.encode, result)
+    if encoded then
+      return '{"jsonrpc":"2.0","id":' .. raw_id .. ',"result":' .. text .. "}"
+    end
+    ep:report(ProtocolError(-32603, ("handler for '%s' returned a value that "
+      .. "cannot be encoded: %s"):format(method, tostring(text))))
+    return error_response(json, raw_id, -32603, "Internal error")
+  end
+  if ProtocolError.is(result) then
+    return error_response(json, raw_id, result.code, result.message, result.data)
+  end
+  ep:report(ProtocolError(-32000, ("handler for '%s' failed: %s")
+    :format(method, tostring(result))))
+  return error_response(json, raw_id, -32000, "Server Error: " .. tostring(result))
+end
+
+-- Runs in its own task: call the handler, answer (unless a notification).
+local function run_handler(ep, call, fn, ...)
+  local ok, result = pcall(fn, ...)
+  if call.done then return end -- answered already (handler_timeout)
+  call.done = true
+  sched.cancel(call.timer)
+  if not call.raw_id then
+    if not ok then
+      ep:report(ProtocolError(-32000, ("handler for notification '%s' failed: %s")
+        :format(call.method, tostring(result))))
+    end
+    return finish(ep, call.batch)
+  end
+  deliver(ep, call.batch, outcome_text(ep, call.raw_id, call.method, ok, result))
+end
+
+local function handler_expired(ep, call)
+  if call.done then return end
+  call.done = true
+  ep:report(ProtocolError(-32603, ("handler for '%s' did not finish within %g s")
+    :format(call.method, ep.handler_timeout)))
+  if call.raw_id then
+    deliver(ep, call.batch, error_response(ep.json, call.raw_id, -32603,
+      "Internal error: handler timed out"))
+  else
+    finish(ep, call.batch)
+  end
+end
+
+-- JSON null at argument level arrives as nil.
+local function positional(ep, params)
+  local n, null = #params, ep.null
+  for i = 1, n do
+    if params[i] == null then params[i] = nil end
+  end
+  return n, params
+end
+
+-- Arguments from params: array -> positional, object -> one table, none
+-- -> nothing. Returns nil for params of any other type.
+local function arguments(ep, params, text)
+  if params == nil then return 0, {} end
+  if type(params) ~= "table" then return nil end
+  if next(params) == nil then -- [] and {} decode alike: look at the text
+    local raw = json_member(text, "params")
+    if raw and raw:sub(1, 1) == "{" then return 1, { params } end
+    return 0, params
+  end
+  if params[1] ~= nil or math_type(next(params)) == "integer" then
+    return positional(ep, params)
+  end
+  return 1, { params }
+end
+
+local function reject(ep, batch, raw_id, code, message, report)
+  ep:report(ProtocolError(code, report))
+  if raw_id then
+    deliver(ep, batch, error_response(ep.json, raw_id, code, message))
+  else
+    finish(ep, batch)
+  end
+end
+
+local function request(ep, msg, text, batch)
+  local raw_id = msg.id ~= nil and (json_member(text, "id") or "null") or nil
+  local method = msg.method
+  if type(method) ~= "string" then
+    return reject(ep, batch, raw_id or "null", -32600, "Invalid Request",
+      "received a request whose method is not a string")
+  end
+  local fn = ep.handlers[method]
+  if not fn then
+    if not raw_id then return finish(ep, batch) end -- unknown notification
+    return deliver(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+  end
+  local n, args = arguments(ep, msg.params, text)
+  if not n then
+    return reject(ep, batch, raw_id, -32602, "Invalid params",
+      ("received params for '%s' that are neither array nor object"):format(method))
+  end
+  local call = { raw_id = raw_id, method = method, batch = batch }
+  if ep.handler_timeout then
+    call.timer = sched.timer(ep.handler_timeout, handler_expired, ep, call)
+  end
+  sched.spawn_kind("service", run_handler, ep, call, fn, unpack(args, 1, n))
+end
+
+local function response(ep, msg, batch)
+  if batch then batch.left = batch.left - 1 end
+  local id = msg.id
+  if id == nil or id == ep.null then
+    local err = msg.error
+    local code, what
+    if type(err) == "table" then
+      code, what = err.code, ": " .. tostring(err.message)
+    elseif err ~= nil then
+      what = ": " .. tostring(err)
+    end
+    return ep:report(ProtocolError(code, (id == nil
+      and "received a response without an id"
+      or "received a response with id null (the peer could not read one of "
+        .. "our messages?)") .. (what or ""), nil, msg))
+  end
+  ep:settle(msg)
+end
+
+-- One decoded message object (alone or a batch element).
+local function message(ep, msg, text, batch)
+  if type(msg) ~= "table" then
+    return reject(ep, batch, "null", -32600, "Invalid Request",
+      "received JSON that is not a JSON-RPC message: " .. text:sub(1, 60))
+  end
+  if msg.method ~= nil then return request(ep, msg, text, batch) end
+  if msg.result ~= nil or msg.error ~= nil then return response(ep, msg, batch) end
+  return reject(ep, batch, "null", -32600, "Invalid Request",
+    "received an object that is neither request nor response: " .. text:sub(1, 60))
+end
+
+local function decode(ep, text)
+  local ok, msg = pcall(ep.json.decode, text)
+  if ok then return msg end
+  ep:report(ProtocolError(-32700, "received a message that is not JSON: "
+    .. tostring(msg):sub(1, 200)))
+end
+
+local function batch_of(ep, text)
+  local elements = json_elements(text)
+  if not elements or #elements == 0 then
+    ep:report(ProtocolError(-32600, "received an empty batch"))
+    return ep:send(INVALID_REQUEST)
+  end
+  local batch = { left = #elements, replies = {} }
+  for i = 1, #elements do
+    local el = elements[i]
+    local msg = decode(ep, el)
+    if msg == nil then
+      deliver(ep, batch, PARSE_ERROR)
+    else
+      message(ep, msg, el, batch)
+    end
+  end
+end
+
+local function incoming(ep, text)
+  local first = text:match("^%s*(.)")
+  if first == "[" then return batch_of(ep, text) end
+  local msg = decode(ep, text)
+  if msg == nil then return ep:send(PARSE_ERROR) end
+  if first == "{" then return message(ep, msg, text) end
+  ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "
+    .. text:sub(1, 60)))
+end
+
+--- Handles one inbound websocket message (text or binary, as a string).
+-- Whatever it holds, nothing is raised: problems go to ep:report.
+function M.incoming(ep, text)
+  local ok, err = pcall(incoming, ep, text)
+  if not ok then ep:report(err) end
+end
+
+--- Checks a handler value: a function, a callable table, or nil.
+function M.check_handler(fn, name)
+  if fn == nil or type(fn) == "function" then return fn end
+  local mt = getmetatable(fn)
+  if type(mt) == "table" and mt.__call then return fn end
+  error(("handler for '%s' must be a function or nil"):format(name), 3)
+end
+
+return M
