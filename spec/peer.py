@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import websockets
+from websockets.frames import Opcode
 from websockets.legacy.server import WebSocketServerProtocol
 
 SUBPROTOCOLS = ["jsonrpc", "jsonrpc2"]
@@ -254,6 +255,17 @@ async def rpc_len(ctx, s):
 
 async def rpc_reply_with_id(ctx, id, value):
     await ctx.conn.send_json({"jsonrpc": "2.0", "id": id, "result": value})
+    return True
+
+
+async def rpc_send_hex(ctx, hex_bytes, text=False):
+    """Send raw bytes (hex) as a binary frame, or as a TEXT frame even when
+    they are not valid UTF-8 (to test how the client copes)."""
+    data = bytes.fromhex(hex_bytes)
+    if text:
+        await ctx.conn.ws.write_frame(True, Opcode.TEXT, data)
+    else:
+        await ctx.conn.ws.send(data)
     return True
 
 
