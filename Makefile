@@ -1,7 +1,8 @@
 # Developer entry points. Users install with luarocks (see README.md).
 #   make            build the C core into build/
 #   make test       install missing Debian packages, build, run every spec,
-#                   then run them again on an ASan+UBSan build
+#                   then again on an ASan+UBSan build, then under an
+#                   aggressive garbage collector
 #   make demo       start a local JSON-RPC server, run examples/hello.lua
 #   make valgrind   the spec suite under valgrind (leaks and errors fail)
 #   make bench      benchmarks (see bench/)
@@ -28,7 +29,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=all
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan valgrind demo bench install clean
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench install clean
 
 all: build/$(MODULE)
 
@@ -54,6 +55,7 @@ deps:
 test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-gc
 
 test-plain: build/$(MODULE)
 	$(BUSTED) --cpath='./build/?.so' spec
@@ -67,6 +69,10 @@ test-asan: build-asan/$(MODULE)
 	  $(BUSTED) --cpath='./build-asan/?.so' spec
 
 # --ignore-lua: busted must not re-execute itself outside valgrind.
+# The suite with a collector that steps on every allocation.
+test-gc: build/$(MODULE)
+	JSONRPC_GC=aggressive $(BUSTED) --cpath='./build/?.so' spec
+
 valgrind: build/$(MODULE)
 	JSONRPC_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite -q \

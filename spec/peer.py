@@ -269,6 +269,12 @@ async def rpc_send_hex(ctx, hex_bytes, text=False):
     return True
 
 
+async def rpc_refuse_batches(ctx):
+    """From now on, answer every batch with one error object (id null)."""
+    ctx.conn.refuse_batches = True
+    return True
+
+
 # How earlier connections ended, oldest first: [code, reason] as the peer
 # saw them (1006 when no close frame arrived).
 CLOSED_CONNECTIONS = []
@@ -317,6 +323,7 @@ class Connection:
         self.tasks = set()
         self.waiters = {}  # id_key -> Future for call_client
         self.next_id = FIRST_PEER_ID
+        self.refuse_batches = False  # answer batches with one error object
 
     async def serve(self):
         try:
@@ -356,6 +363,9 @@ class Connection:
             await self.send_answer(*answer)
 
     async def handle_batch(self, text, index, items):
+        if self.refuse_batches:
+            await self.send_json(Answer(error=INVALID_REQUEST).body(None))
+            return
         answers = await asyncio.gather(*(self.process(text, index, i) for i in items))
         bodies = [answer.body(request_id) for answer, request_id in filter(None, answers)]
         if bodies:

@@ -43,6 +43,8 @@ struct jr_conn {
 	int rx_binary;
 
 	struct jr_out *out_head, **out_tail;
+	lua_Integer queued;  /* messages given to send() on this connection */
+	lua_Integer written; /* of those, how many lws has taken whole */
 
 	int want_close, close_code;
 	char close_reason[124];
@@ -236,6 +238,7 @@ static int jr_write_next(struct lws *wsi, jr_conn *c)
 		return -1;
 	o->off += chunk;
 	if (o->off == o->len) {
+		c->written++;
 		c->out_head = o->next;
 		if (!c->out_head)
 			c->out_tail = &c->out_head;
@@ -365,7 +368,7 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 }
 
 /* owner, "closed", code, reason, failure, http_status, was_open,
- * closed_here; and the userdata is no longer anchored. */
+ * closed_here, written; and the userdata is no longer anchored. */
 int jr_conn_push_closed(lua_State *L, jr_conn *c)
 {
 	jr_conn_push_owner(L, c);
@@ -380,10 +383,11 @@ int jr_conn_push_closed(lua_State *L, jr_conn *c)
 	lua_pushinteger(L, c->http_status);
 	lua_pushboolean(L, c->established);
 	lua_pushboolean(L, c->closed_here);
+	lua_pushinteger(L, c->written);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 	c->self_ref = LUA_NOREF;
 	c->closed_queued = 0;
-	return 8;
+	return 9;
 }
 
 static char *jr_strdup(lua_State *L, const char *s)
@@ -551,7 +555,9 @@ static int l_connect(lua_State *L)
 	return 1;
 }
 
-/* conn:send(data [, binary]) -> true | false, why */
+/* conn:send(data [, binary]) -> sequence number | false, why
+ * The closed event reports how many were written: a message whose number
+ * is above that count never left (safe to retry). */
 static int l_send(lua_State *L)
 {
 	jr_conn *c = jr_check_conn(L, 1);
@@ -574,7 +580,7 @@ static int l_send(lua_State *L)
 	*c->out_tail = o;
 	c->out_tail = &o->next;
 	lws_callback_on_writable(c->wsi);
-	lua_pushboolean(L, 1);
+	lua_pushinteger(L, ++c->queued); /* this message's sequence number */
 	return 1;
 }
 

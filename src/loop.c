@@ -167,7 +167,7 @@ static void jr_push_message(lua_State *L, jr_event *e)
  *   owner, "open"
  *   owner, "message", data, is_binary
  *   owner, "closed", code, reason, failure, http_status, was_open,
- *          closed_here
+ *          closed_here, written
  * `owner` is the Lua value given to connect().
  */
 static int l_pop(lua_State *L)

@@ -167,6 +167,7 @@ end
 local function response(ep, msg, batch)
   if batch then batch.left = batch.left - 1 end
   local id = msg.id
+  if id == ep.null and ep.settle_null_id and ep:settle_null_id(msg) then return end
   if id == nil or id == ep.null then
     local err = msg.error
     local code, what

@@ -149,9 +149,9 @@ end
 
 local function dispatch_events()
   while true do
-    local owner, kind, a, b, c, d, e, f = core_pop()
+    local owner, kind, a, b, c, d, e, f, g = core_pop()
     if owner == nil then return end
-    local ok, err = pcall(owner[kind], owner, a, b, c, d, e, f)
+    local ok, err = pcall(owner[kind], owner, a, b, c, d, e, f, g)
     if not ok then M.report(err) end
   end
 end

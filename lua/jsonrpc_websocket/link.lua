@@ -1,0 +1,501 @@
+--- The link: one websocket connection at a time, the calls waiting on it,
+-- its handlers and listeners. It owns the core events (open, message,
+-- closed) and is the dispatch endpoint for what arrives.
+--
+-- A pending call is a waiter (see the scheduler) or a batch entry; either
+-- way `resolve` delivers its outcome.
+-- @module jsonrpc_websocket.link
+
+local core = require "jsonrpc_websocket.core"
+local sched = require "jsonrpc_websocket.scheduler"
+local codec = require "jsonrpc_websocket.codec"
+local errors = require "jsonrpc_websocket.errors"
+local url_parse = require "jsonrpc_websocket.url"
+local dispatch = require "jsonrpc_websocket.dispatch"
+
+local TransportError, TimeoutError, ProtocolError =
+  errors.TransportError, errors.TimeoutError, errors.ProtocolError
+local type, pairs, pcall, error, tostring = type, pairs, pcall, error, tostring
+local math_type, tointeger = math.type, math.tointeger
+local waiter, wait, wake, timer, cancel, now =
+  sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
+local request_message, notification_message = codec.request, codec.notification
+
+local Link = {}
+Link.__index = Link
+
+local TIMED_OUT = {} -- what expire() delivers to the waiting caller
+Link.TIMED_OUT = TIMED_OUT
+
+function Link.raise(err, method)
+  err.method = method or err.method
+  error(err, 0)
+end
+local raise = Link.raise
+
+-- Numbers from cjson 2.1.0 are floats; an error code reads better whole.
+local function whole(n)
+  if math_type(n) == "float" then return tointeger(n) or n end
+  return n
+end
+
+function Link:null_to_nil(v)
+  if v == self.null then return nil end
+  return v
+end
+
+function Link:protocol_error(response)
+  local err = response.error
+  if type(err) == "table" then
+    local message = err.message
+    return ProtocolError(whole(err.code),
+      type(message) == "string" and message or tostring(message),
+      self:null_to_nil(err.data), response)
+  end
+  return ProtocolError(nil, tostring(err), nil, response)
+end
+
+---------------------------------------------------------------------------
+-- Pending calls
+---------------------------------------------------------------------------
+
+--- Forgets call `id` and hands (ok, value) to whoever waits for it.
+function Link:resolve(id, ok, value)
+  local w = self.pending[id]
+  if not w then return end
+  self.pending[id], self.seq[id] = nil, nil
+  local t = self.timers[id]
+  if t then
+    self.timers[id] = nil
+    cancel(t)
+  end
+  if self.max_in_flight then self:slot_freed() end
+  if type(w) == "table" and w.batch then
+    return w.batch:deliver(w.index, ok, value)
+  end
+  wake(w, ok, value)
+end
+
+--- A response arrived: hand it to whoever waits for its id.
+function Link:settle(response)
+  local id = response.id
+  if not self.pending[id] then
+    if self.expired[id] then
+      self.expired[id] = nil -- the late answer of a timed-out call
+      return
+    end
+    return self:report(ProtocolError(nil,
+      "received a response with unknown id " .. tostring(whole(id)), nil, response))
+  end
+  local err = response.error
+  if err ~= nil and err ~= self.null then
+    return self:resolve(id, false, self:protocol_error(response))
+  end
+  return self:resolve(id, true, self:null_to_nil(response.result))
+end
+
+--- A call's timer ran out: forget the call, fail its caller.
+function Link:expire(id)
+  if not self.pending[id] then return end
+  self.timers[id] = nil
+  self.expired[id] = true
+  self:resolve(id, false, TIMED_OUT)
+end
+
+--- The connection went: every waiting call fails, saying whether its
+-- request had left (sent = true: outcome unknown) or not (safe to retry).
+function Link:fail_pending(cause, written)
+  local ids = {}
+  for id in pairs(self.pending) do ids[#ids + 1] = id end
+  for i = 1, #ids do
+    local id = ids[i]
+    local err = TransportError("Connection closed.", cause)
+    err.sent = (self.seq[id] or 0) <= written
+    self:resolve(id, false, err)
+  end
+  self.expired = {}
+end
+
+--- A fresh request id.
+function Link:new_id()
+  local id = self.next_id
+  self.next_id = id + 1
+  return id
+end
+
+--- Records call `id`, sent as message number `seq`, as pending on `w`.
+function Link:track(id, w, seq, timeout)
+  self.pending[id], self.seq[id] = w, seq
+  if timeout then self.timers[id] = timer(timeout, Link.expire, self, id) end
+  if self.max_in_flight then self.in_flight = self.in_flight + 1 end
+end
+
+--- Sends one request and records it as pending on `w`; returns its id.
+function Link:send_request(prefix, params, w, timeout)
+  local id = self:new_id()
+  local seq, why = self.conn:send(request_message(prefix, params, id))
+  if not seq then return nil, why end
+  self:track(id, w, seq, timeout)
+  return id
+end
+
+function Link:request(prefix, params, method, timeout)
+  if self.state ~= "open" or self.max_in_flight then
+    timeout = self:await_turn(method, timeout)
+  end
+  local w = waiter()
+  local id, why = self:send_request(prefix, params, w, timeout)
+  if not id then raise(TransportError("Connection is not open.", why), method) end
+  local done, value = wait(w)
+  if done then return value end
+  if value == TIMED_OUT then
+    value = TimeoutError(("no answer within %g s"):format(timeout))
+  end
+  raise(value, method)
+end
+
+function Link:notify(prefix, params, method)
+  if self.state ~= "open" then self:await_turn(method, self.timeout) end
+  local ok, why = self.conn:send(notification_message(prefix, params))
+  if not ok then raise(TransportError("Connection is not open.", why), method) end
+end
+
+--- Batches in flight, oldest first: a peer that cannot read a batch may
+-- answer it with one error object whose id is null.
+function Link:batch_started(b)
+  local list = self.batches
+  list[#list + 1] = b
+end
+
+function Link:batch_done(b)
+  local list = self.batches
+  for i = 1, #list do
+    if list[i] == b then table.remove(list, i) return end
+  end
+end
+
+--- An error response with id null: fail the oldest batch in flight with
+-- it. Returns false when no batch waits (then it is only reported).
+function Link:settle_null_id(response)
+  local b = self.batches[1]
+  local err = response.error
+  if not b or err == nil or err == self.null then return false end
+  for i = 1, #b.ids do
+    local id = b.ids[i]
+    if self.pending[id] then self:resolve(id, false, self:protocol_error(response)) end
+  end
+  return true
+end
+
+---------------------------------------------------------------------------
+-- Waiting for a turn: an open connection (while reconnecting) and a free
+-- slot (max_in_flight). Returns what is left of the timeout.
+---------------------------------------------------------------------------
+
+local function not_open(self, method)
+  local why = self.state == "connecting" and "connection is still opening"
+    or self.state == "closing" and "connection is closing"
+    or "not connected"
+  raise(TransportError("Connection is not open.", why), method)
+end
+
+function Link:can_go()
+  return self.state == "open"
+    and (not self.max_in_flight or self.in_flight < self.max_in_flight)
+end
+
+local function turn_expired(self, w)
+  for i, x in ipairs(self.turn_waiters) do
+    if x == w then table.remove(self.turn_waiters, i) break end
+  end
+  wake(w, false)
+end
+
+function Link:await_turn(method, timeout)
+  local deadline = timeout and now() + timeout
+  while not self:can_go() do
+    if self.state ~= "open" and not self.reconnecting then not_open(self, method) end
+    local w = waiter()
+    local waiters = self.turn_waiters
+    waiters[#waiters + 1] = w
+    local t = deadline and timer(deadline - now(), turn_expired, self, w)
+    local ok = wait(w)
+    cancel(t)
+    if not ok then
+      if self.state == "open" then
+        raise(TimeoutError(("no free slot within %g s (max_in_flight = %d)")
+          :format(timeout, self.max_in_flight)), method)
+      end
+      raise(TimeoutError(("not reconnected within %g s"):format(timeout)), method)
+    end
+  end
+  return deadline and deadline - now()
+end
+
+--- Wakes every caller waiting for a turn; each checks again.
+function Link:wake_turns()
+  local waiters = self.turn_waiters
+  if #waiters == 0 then return end
+  self.turn_waiters = {}
+  for i = 1, #waiters do wake(waiters[i], true) end
+end
+
+function Link:slot_freed()
+  self.in_flight = self.in_flight - 1
+  if self.turn_waiters[1] then self:wake_turns() end
+end
+
+---------------------------------------------------------------------------
+-- Connection life
+---------------------------------------------------------------------------
+
+--- Starts a connection; returns the waiter that the open or closed event
+-- will wake, or nil and a TransportError.
+function Link:start_connect()
+  local conn, failure = core.connect(self, self.connect_opts)
+  if not conn then
+    local cause = url_parse.explain(failure, self.connect_opts.address)
+    return nil, TransportError(("connect to %s failed: %s"):format(self.url, cause), cause)
+  end
+  sched.io_started()
+  self.conn, self.state = conn, "connecting"
+  if self.max_in_flight then self.in_flight = 0 end
+  local w = waiter()
+  self.connect_waiter = w
+  return w
+end
+
+--- Connects and waits for the handshake; returns true or nil, error.
+function Link:connect()
+  local w, err = self:start_connect()
+  if not w then return nil, err end
+  local t = self.connect_timeout and timer(self.connect_timeout, Link.connect_expired, self, w)
+  local ok
+  ok, err = wait(w)
+  cancel(t)
+  if not ok then return nil, err end
+  return true
+end
+
+function Link:connect_expired(w)
+  if self.connect_waiter ~= w then return end
+  self.connect_waiter = nil
+  self.conn:abort()
+  wake(w, false, TimeoutError(("connect to %s timed out after %g s")
+    :format(self.url, self.connect_timeout)))
+end
+
+function Link:close_expired()
+  if self.conn then self.conn:abort() end
+end
+
+--- Runs the listeners of `event` in their own tasks (they may call).
+function Link:emit(event, ...)
+  local listeners = self.listeners[event]
+  if not listeners then return end
+  for i = 1, #listeners do sched.spawn_kind("service", listeners[i], ...) end
+end
+
+-- Core event handlers (see core.pop).
+function Link:open()
+  self.state = "open"
+  local w = self.connect_waiter
+  self.connect_waiter = nil
+  if w then wake(w, true) end
+  self:emit("connect")
+  self:wake_turns()
+end
+
+function Link:message(data)
+  dispatch.incoming(self, data)
+end
+
+local function close_cause(self, code, reason, failure, status, closed_here)
+  if status and status ~= 0 and status ~= 101 then
+    return ("handshake rejected: HTTP %d"):format(status)
+  end
+  if failure then return url_parse.explain(failure) end
+  if closed_here and code == 1009 then
+    return ("incoming message larger than max_message_size (%d bytes), "
+      .. "connection closed (1009)"):format(self.connect_opts.max_message_size
+        or 16 * 1024 * 1024)
+  end
+  local text = closed_here and "connection closed" or "connection closed by peer"
+  if reason and reason ~= "" then
+    return ("%s (%d %s)"):format(text, code, reason)
+  end
+  return ("%s (%d)"):format(text, code)
+end
+
+function Link:closed(code, reason, failure, status, was_open, closed_here, written)
+  sched.io_ended()
+  local by_user = self.state == "closing"
+  self.conn, self.state = nil, "closed"
+  local cause = close_cause(self, code, reason, failure, status, closed_here)
+  local w = self.connect_waiter
+  if w then
+    self.connect_waiter = nil
+    local err = TransportError(("connect to %s failed: %s"):format(self.url, cause), cause)
+    err.status = status ~= 0 and status or nil
+    wake(w, false, err)
+  end
+  if was_open then
+    self:fail_pending(cause, written)
+    self:emit("disconnect", code, reason)
+    if self.reconnect and not by_user then self:start_reconnecting() end
+  end
+  local waiters = self.close_waiters
+  self.close_waiters = {}
+  for i = 1, #waiters do wake(waiters[i], true) end
+  if not self.reconnecting then self:wake_turns() end
+end
+
+---------------------------------------------------------------------------
+-- Reconnecting: exponential backoff with jitter, in a service task.
+---------------------------------------------------------------------------
+
+-- A rejected handshake (4xx) or a certificate failure will not heal.
+local function retryable(err)
+  local status = err.status
+  if status and status >= 400 and status < 500 then return false end
+  return not (err.cause and err.cause:find("certificate", 1, true))
+end
+
+local function backoff(policy, attempt)
+  local delay = policy.initial * policy.factor ^ (attempt - 1)
+  if delay > policy.max then delay = policy.max end
+  local jitter = policy.jitter * delay
+  return delay - jitter + 2 * jitter * math.random()
+end
+
+function Link:reconnect_loop()
+  local policy, attempt = self.reconnect, 0
+  while self.reconnecting and not (policy.attempts and attempt >= policy.attempts) do
+    attempt = attempt + 1
+    sched.sleep(backoff(policy, attempt))
+    if not self.reconnecting then return end
+    local ok, err = self:connect()
+    if ok then
+      self.reconnecting = false
+      self:emit("reconnect", attempt)
+      return
+    end
+    self:report(err)
+    if not retryable(err) then break end
+  end
+  self.reconnecting = false
+  self:emit("give_up", attempt)
+  self:wake_turns()
+end
+
+function Link:start_reconnecting()
+  if self.reconnecting then return end
+  self.reconnecting = true
+  sched.spawn_kind("service", Link.reconnect_loop, self)
+end
+
+function Link:stop_reconnecting()
+  self.reconnecting = false
+  self:wake_turns()
+end
+
+---------------------------------------------------------------------------
+-- The dispatch endpoint: replies, problems, handlers.
+---------------------------------------------------------------------------
+
+--- Sends a reply; false when the connection is gone (the reply is lost).
+function Link:send(text)
+  local conn = self.conn
+  return conn ~= nil and self.state == "open" and conn:send(text)
+end
+
+--- Something went wrong with nobody to raise into: the "error" listeners
+-- hear it, else jsonrpc.on_error, else stderr.
+function Link:report(err)
+  local listeners = self.listeners.error
+  if not listeners then return sched.report(err) end
+  for i = 1, #listeners do
+    local ok, why = pcall(listeners[i], err)
+    if not ok then sched.report(why) end
+  end
+end
+
+function Link:register(name, fn)
+  self.handlers[name] = dispatch.check_handler(fn, name)
+end
+
+function Link:prefix_for(name)
+  local prefix = self.prefixes[name]
+  if not prefix then
+    prefix = codec.method_prefix(self.json, name)
+    self.prefixes[name] = prefix
+  end
+  return prefix
+end
+
+---------------------------------------------------------------------------
+
+local function check_seconds(opts, key)
+  local v = opts[key]
+  if v ~= nil and (type(v) ~= "number" or v < 0) then
+    error(("option '%s' must be a non-negative number of seconds"):format(key), 4)
+  end
+  return v
+end
+
+local RECONNECT_DEFAULTS = { initial = 0.5, max = 30, factor = 2, jitter = 0.2 }
+
+local function reconnect_policy(value)
+  if not value then return nil end
+  if value == true then value = {} end
+  if type(value) ~= "table" then error("option 'reconnect' must be true or a table", 4) end
+  local policy = {}
+  for k, default in pairs(RECONNECT_DEFAULTS) do
+    local v = value[k] == nil and default or value[k]
+    if type(v) ~= "number" or v < 0 then
+      error(("option reconnect.%s must be a non-negative number"):format(k), 4)
+    end
+    policy[k] = v
+  end
+  policy.attempts = value.attempts
+  return policy
+end
+
+local function positive_integer(opts, key)
+  local v = opts[key]
+  if v ~= nil and (math_type(v) ~= "integer" or v < 1) then
+    error(("option '%s' must be a positive integer"):format(key), 4)
+  end
+  return v
+end
+
+local DEFAULT_CONNECT_TIMEOUT = 10
+
+--- A link for `url` with the Server options.
+function Link.new(url, opts)
+  local target = url_parse.parse(url)
+  local json = opts.json or codec.default()
+  if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
+    error("option 'json' must have encode and decode functions", 3)
+  end
+  return setmetatable({
+    url = url,
+    json = json,
+    null = json.null or codec.null,
+    timeout = check_seconds(opts, "timeout"),
+    connect_timeout = check_seconds(opts, "connect_timeout") or DEFAULT_CONNECT_TIMEOUT,
+    handler_timeout = check_seconds(opts, "handler_timeout"),
+    connect_opts = url_parse.connect_options(target, opts),
+    reconnect = reconnect_policy(opts.reconnect),
+    max_in_flight = positive_integer(opts, "max_in_flight"),
+    in_flight = 0,
+    state = "closed",
+    next_id = 1,
+    pending = {}, seq = {}, timers = {}, expired = {}, batches = {},
+    proxies = {}, prefixes = {},
+    close_waiters = {}, turn_waiters = {},
+    handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
+  }, Link)
+end
+
+return Link
