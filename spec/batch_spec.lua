@@ -4,10 +4,7 @@ local jsonrpc = require "jsonrpc_websocket"
 
 describe("batch", function()
   local s
-  before_each(function()
-    s = jsonrpc.Server(helper.peer().url())
-    s:ws_connect()
-  end)
+  before_each(function() s = helper.connected() end)
   after_each(function() s:close() end)
 
   it("sends one message and returns entries in call order", function()

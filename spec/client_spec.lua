@@ -2,11 +2,7 @@
 local helper = require "helper"
 local jsonrpc = require "jsonrpc_websocket"
 
-local function connected(path, opts)
-  local s = jsonrpc.Server(helper.peer().url(path), opts)
-  s:ws_connect()
-  return s
-end
+local function connected(path, opts) return helper.connected(path, opts) end
 
 -- The text of the request before the current one, as the peer received it.
 local function last_sent(s)

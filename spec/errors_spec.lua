@@ -5,11 +5,7 @@ local jsonrpc = require "jsonrpc_websocket"
 local TransportError, TimeoutError, ProtocolError =
   jsonrpc.TransportError, jsonrpc.TimeoutError, jsonrpc.ProtocolError
 
-local function connected(path, opts)
-  local s = jsonrpc.Server(helper.peer().url(path), opts)
-  s:ws_connect()
-  return s
-end
+local function connected(path, opts) return helper.connected(path, opts) end
 
 local function failure(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -41,6 +41,13 @@ function M.peer()
   return shared
 end
 
+--- A Server connected to the shared peer.
+function M.connected(path, opts)
+  local s = require("jsonrpc_websocket").Server(M.peer().url(path), opts)
+  s:ws_connect()
+  return s
+end
+
 --- A port where nothing listens (bound once, then released).
 function M.closed_port()
   local p = M.start_peer()

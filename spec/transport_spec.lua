@@ -2,11 +2,7 @@
 local helper = require "helper"
 local jsonrpc = require "jsonrpc_websocket"
 
-local function connected(opts)
-  local s = jsonrpc.Server(helper.peer().url(), opts)
-  s:ws_connect()
-  return s
-end
+local function connected(opts) return helper.connected(nil, opts) end
 
 -- Polls the peer until it has seen one more closed connection.
 local function next_close(s, before)

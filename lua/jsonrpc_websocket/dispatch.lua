@@ -34,26 +34,22 @@ local function error_response(json, raw_id, code, message, data)
 end
 M.error_response = error_response
 
--- Where a reply goes: straight out, or into the batch being collected.
-local function deliver(ep, batch, text)
-  if batch then
-    batch.replies[#batch.replies + 1] = text
-    batch.left = batch.left - 1
-    if batch.left == 0 and #batch.replies > 0 then
-      ep:send("[" .. concat(batch.replies, ",") .. "]")
-    end
-    return
+-- One element of a batch is done (with `text` to answer, or nothing): the
+-- array goes out when the last one is.
+local function finish(ep, batch, text)
+  if not batch then return end
+  local replies = batch.replies
+  if text then replies[#replies + 1] = text end
+  batch.left = batch.left - 1
+  if batch.left == 0 and #replies > 0 then
+    ep:send("[" .. concat(replies, ",") .. "]")
   end
-  ep:send(text)
 end
 
-local function finish(ep, batch)
-  if batch then
-    batch.left = batch.left - 1
-    if batch.left == 0 and #batch.replies > 0 then
-      ep:send("[" .. concat(batch.replies, ",") .. "]")
-    end
-  end
+-- Where a reply goes: straight out, or into the batch being collected.
+local function deliver(ep, batch, text)
+  if batch then return finish(ep, batch, text) end
+  ep:send(text)
 end
 
 -- The reply for a handler's outcome: its first result, or its error.
