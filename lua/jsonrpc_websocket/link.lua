@@ -63,7 +63,7 @@ end
 function Link:resolve(id, ok, value)
   local w = self.pending[id]
   if not w then return end
-  self.pending[id], self.seq[id] = nil, nil
+  self.pending[id], self.seq[id], self.deadlines[id] = nil, nil, nil
   local t = self.timers[id]
   if t then
     self.timers[id] = nil
@@ -123,10 +123,44 @@ function Link:new_id()
   return id
 end
 
+--[[ Call deadlines. A timer per call would cost an allocation and heap
+work per call, and cancelled timers would pile up until they expire. But
+calls that use the Server's default timeout expire in id order, so they
+only record a deadline, and one timer walks them from the oldest id:
+`deadline_cursor` is the lowest id that may still have one. Calls with
+another timeout get a timer of their own. ]]
+
+function Link:arm_deadlines(at)
+  self.deadline_timer = timer(at - now(), Link.check_deadlines, self)
+end
+
+function Link:check_deadlines()
+  self.deadline_timer = nil
+  local deadlines, t = self.deadlines, now()
+  local id, last = self.deadline_cursor, self.next_id - 1
+  while id <= last do
+    local at = deadlines[id]
+    if at then
+      if at > t then return self:arm_deadlines(at) end
+      self:expire(id)
+    end
+    id = id + 1
+    self.deadline_cursor = id
+  end
+end
+
 --- Records call `id`, sent as message number `seq`, as pending on `w`.
 function Link:track(id, w, seq, timeout)
   self.pending[id], self.seq[id] = w, seq
-  if timeout then self.timers[id] = timer(timeout, Link.expire, self, id) end
+  if timeout then
+    if timeout == self.timeout then
+      local at = now() + timeout
+      self.deadlines[id] = at
+      if not self.deadline_timer then self:arm_deadlines(at) end
+    else
+      self.timers[id] = timer(timeout, Link.expire, self, id)
+    end
+  end
   if self.max_in_flight then self.in_flight = self.in_flight + 1 end
 end
 
@@ -492,6 +526,7 @@ function Link.new(url, opts)
     state = "closed",
     next_id = 1,
     pending = {}, seq = {}, timers = {}, expired = {}, batches = {},
+    deadlines = {}, deadline_cursor = 1,
     proxies = {}, prefixes = {},
     close_waiters = {}, turn_waiters = {},
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },

@@ -207,11 +207,17 @@ end
 --- Makes a task of fn(...) and queues it. `kind` "service" tasks (request
 -- handlers) do not keep run() going.
 function M.spawn_kind(kind, fn, ...)
-  local n, args = select("#", ...), { ... }
-  local co = co_create(function() return fn(table.unpack(args, 1, n)) end)
+  local n = select("#", ...)
+  local co, a, b
+  if n <= 2 then -- the first resume passes them: no closure, no table
+    co, a, b = co_create(fn), ...
+  else
+    local args = { ... }
+    co = co_create(function() return fn(table.unpack(args, 1, n)) end)
+  end
   tasks[co] = kind
   if kind == "user" then user_tasks = user_tasks + 1 end
-  M.wake(co)
+  M.wake(co, a, b)
   return co
 end
 
