@@ -34,6 +34,46 @@ function M.start_peer(args)
   return peer
 end
 
+--- Starts a wss:// peer (spec/peer.py --tls); url() gives wss:// URLs.
+function M.start_tls_peer(args)
+  local c = M.certs()
+  local peer = M.start_peer(("--tls %s %s %s"):format(c.server_cert, c.server_key, args or ""))
+  function peer.url(path) return ("wss://127.0.0.1:%d%s"):format(peer.port, path or "/") end
+  return peer
+end
+
+local certs
+--- A throwaway PKI, made once per run with the openssl CLI: a CA, a server
+-- certificate for localhost and 127.0.0.1 signed by it, a client
+-- certificate signed by it, and a self-signed certificate for example.org.
+function M.certs()
+  if certs then return certs end
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -m 700 " .. dir))
+  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local script = table.concat({
+    "set -e", "cd " .. dir,
+    "openssl req -x509 " .. ec .. " -keyout ca.key -out ca.pem -days 2 -subj '/CN=jrws test CA'",
+    "openssl req " .. ec .. " -keyout server.key -out server.csr -subj '/CN=localhost'",
+    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext",
+    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
+    "openssl req " .. ec .. " -keyout client.key -out client.csr -subj '/CN=jrws client'",
+    "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2",
+    "openssl req -x509 " .. ec .. " -keyout self.key -out self.pem -days 2 -subj '/CN=example.org'"
+      .. " -addext subjectAltName=DNS:example.org",
+  }, "\n")
+  assert(os.execute("(" .. script .. ") >/dev/null 2>&1"), "openssl could not make the test certificates")
+  certs = {
+    dir = dir, ca = dir .. "/ca.pem",
+    server_cert = dir .. "/server.pem", server_key = dir .. "/server.key",
+    client_cert = dir .. "/client.pem", client_key = dir .. "/client.key",
+    self_cert = dir .. "/self.pem", self_key = dir .. "/self.key",
+  }
+  certs.reaper = setmetatable({}, { __gc = function() os.execute("rm -rf " .. dir) end })
+  return certs
+end
+
 local shared
 --- One peer shared by every spec that only needs a well-behaved server.
 function M.peer()
