@@ -164,12 +164,18 @@ function Link:closed(code, reason, failure, status, was_open, closed_here)
   for i = 1, #waiters do wake(waiters[i], true) end
 end
 
+-- conn:send refused: not open, or over max_message_size (nothing sent).
+local function send_failed(why, kind, method)
+  raise(TransportError(kind == "too_large" and "Message too large."
+    or "Connection is not open.", why), method)
+end
+
 function Link:request(prefix, params, method, timeout)
   if self.state ~= "open" then not_open(self, method) end
   local id = self.next_id
   self.next_id = id + 1
-  local ok, why = self.conn:send(request_message(prefix, params, id))
-  if not ok then raise(TransportError("Connection is not open.", why), method) end
+  local ok, why, kind = self.conn:send(request_message(prefix, params, id))
+  if not ok then send_failed(why, kind, method) end
   local w = waiter()
   self.pending[id] = w
   if timeout then self.timers[id] = timer(timeout, Link.expire, self, id) end
@@ -192,8 +198,8 @@ end
 
 function Link:notify(prefix, params, method)
   if self.state ~= "open" then not_open(self, method) end
-  local ok, why = self.conn:send(notification_message(prefix, params))
-  if not ok then raise(TransportError("Connection is not open.", why), method) end
+  local ok, why, kind = self.conn:send(notification_message(prefix, params))
+  if not ok then send_failed(why, kind, method) end
 end
 
 function Link:register(name, fn)
