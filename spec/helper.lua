@@ -13,8 +13,9 @@ if os.getenv("JSONRPC_GC") == "aggressive" then
 end
 
 --- Starts a peer; returns { port, pid, url(path), stop() }.
-function M.start_peer(args)
-  local handle = assert(io.popen(("exec %s spec/peer.py %s"):format(M.PYTHON, args or ""), "r"))
+function M.start_peer(args, script)
+  local handle = assert(io.popen(("exec %s %s %s")
+    :format(M.PYTHON, script or "spec/peer.py", args or ""), "r"))
   local line = handle:read("l") or ""
   local port, pid = line:match("^PORT (%d+) PID (%d+)$")
   assert(port, "peer did not start: " .. line)
@@ -40,6 +41,21 @@ function M.start_tls_peer(args)
   local peer = M.start_peer(("--tls %s %s %s"):format(c.server_cert, c.server_key, args or ""))
   function peer.url(path) return ("wss://127.0.0.1:%d%s"):format(peer.port, path or "/") end
   return peer
+end
+
+--- Starts spec/connect_proxy.py; proxy.used() lists the CONNECT targets
+-- it has tunnelled so far.
+function M.start_proxy(args)
+  local log = os.tmpname()
+  local proxy = M.start_peer(("--log %s %s"):format(log, args or ""), "spec/connect_proxy.py")
+  function proxy.used()
+    local list = {}
+    for line in io.lines(log) do list[#list + 1] = line:match("^CONNECT (.*)$") end
+    return list
+  end
+  local stop = proxy.stop
+  function proxy.stop() stop() os.remove(log) end
+  return proxy
 end
 
 local certs

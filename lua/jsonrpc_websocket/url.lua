@@ -145,6 +145,7 @@ local causes = {
   { "no handshake response", "no answer to the websocket handshake" },
   { "closed before established", "connection closed during the handshake" },
   { "read failed", "connection closed during the handshake" },
+  { "proxy", "the HTTP proxy refused the tunnel" },
   { "SSL", "TLS handshake failed" },
   { "ssl", "TLS handshake failed" },
 }
