@@ -105,9 +105,9 @@ function M.closed_port()
   return port
 end
 
---- Runs a Lua snippet in a child lua5.4 with the module on its paths;
--- returns ok, output, seconds taken.
-function M.run_lua(code)
+--- Runs a Lua snippet in a child lua5.4 with the module on its paths
+-- (env: optional "NAME=value ..." prefix); returns ok, output, seconds taken.
+function M.run_lua(code, env)
   local jsonrpc = require "jsonrpc_websocket"
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
@@ -115,7 +115,7 @@ function M.run_lua(code)
     :format("./lua/?.lua;./lua/?/init.lua;", package.cpath:match("^[^;]*;")), code)
   f:close()
   local t0 = jsonrpc.now()
-  local h = io.popen(("timeout 20 lua5.4 %s 2>&1"):format(file))
+  local h = io.popen(("%s timeout 20 lua5.4 %s 2>&1"):format(env and "env " .. env or "", file))
   local out = h:read("a")
   local ok = h:close()
   os.remove(file)

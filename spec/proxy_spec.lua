@@ -39,6 +39,17 @@ describe("proxy", function()
     assert.equal("the HTTP proxy refused the tunnel", err.cause)
   end)
 
+  it("ignores $http_proxy: only the option routes through a proxy", function()
+    local ok, out = helper.run_lua(([[
+      local jsonrpc = require "jsonrpc_websocket"
+      local s = jsonrpc.Server(%q)
+      s:ws_connect()
+      print(s.add(1, 2))
+    ]]):format(helper.peer().url()), "http_proxy=http://127.0.0.1:1")
+    assert.is_true(ok, out)
+    assert.matches("^3", out)
+  end)
+
   it("checks the proxy address when the Server is made", function()
     assert.error_matches(function()
       jsonrpc.Server(helper.peer().url(), { proxy = "http://nowhere" })

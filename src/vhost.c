@@ -78,7 +78,12 @@ static struct lws_vhost *jr_vhost_create(lua_State *L, jr_loop *loop,
 	}
 	if (jr_flag(L, opts, "compress"))
 		ci.extensions = jr_extensions;
+	/* Without an address lws falls back to $http_proxy, for every host
+	 * ($no_proxy is ignored): only the proxy option may route through a
+	 * proxy. An empty address (lws logs "needs to be ads:port") does. */
 	ci.http_proxy_address = jr_field(L, opts, "proxy");
+	if (!ci.http_proxy_address && getenv("http_proxy"))
+		ci.http_proxy_address = "";
 	return lws_create_vhost(jr_loop_context(L, loop), &ci);
 }
 
