@@ -26,10 +26,10 @@ build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/conn.c", "src/scan.c" },
+      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c" },
       incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "src" },
       libdirs = { "$(LIBWEBSOCKETS_LIBDIR)" },
-      libraries = { "websockets" },
+      libraries = { "websockets", "crypto" },
     },
     ["jsonrpc_websocket"] = "lua/jsonrpc_websocket/init.lua",
     ["jsonrpc_websocket.batch"] = "lua/jsonrpc_websocket/batch.lua",

@@ -13,8 +13,9 @@ if os.getenv("JSONRPC_GC") == "aggressive" then
 end
 
 --- Starts a peer; returns { port, pid, url(path), stop() }.
-function M.start_peer(args)
-  local handle = assert(io.popen(("exec %s spec/peer.py %s"):format(M.PYTHON, args or ""), "r"))
+function M.start_peer(args, script)
+  local handle = assert(io.popen(("exec %s %s %s")
+    :format(M.PYTHON, script or "spec/peer.py", args or ""), "r"))
   local line = handle:read("l") or ""
   local port, pid = line:match("^PORT (%d+) PID (%d+)$")
   assert(port, "peer did not start: " .. line)
@@ -32,6 +33,61 @@ function M.start_peer(args)
   -- the handle, this sentinel is finalized before it.)
   peer.reaper = setmetatable({}, { __gc = function() peer.stop() end })
   return peer
+end
+
+--- Starts a wss:// peer (spec/peer.py --tls); url() gives wss:// URLs.
+function M.start_tls_peer(args)
+  local c = M.certs()
+  local peer = M.start_peer(("--tls %s %s %s"):format(c.server_cert, c.server_key, args or ""))
+  function peer.url(path) return ("wss://127.0.0.1:%d%s"):format(peer.port, path or "/") end
+  return peer
+end
+
+--- Starts spec/connect_proxy.py; proxy.used() lists the CONNECT targets
+-- it has tunnelled so far.
+function M.start_proxy(args)
+  local log = os.tmpname()
+  local proxy = M.start_peer(("--log %s %s"):format(log, args or ""), "spec/connect_proxy.py")
+  function proxy.used()
+    local list = {}
+    for line in io.lines(log) do list[#list + 1] = line:match("^CONNECT (.*)$") end
+    return list
+  end
+  local stop = proxy.stop
+  function proxy.stop() stop() os.remove(log) end
+  return proxy
+end
+
+local certs
+--- A throwaway PKI, made once per run with the openssl CLI: a CA, a server
+-- certificate for localhost and 127.0.0.1 signed by it, a client
+-- certificate signed by it, and a self-signed certificate for example.org.
+function M.certs()
+  if certs then return certs end
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -m 700 " .. dir))
+  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local script = table.concat({
+    "set -e", "cd " .. dir,
+    "openssl req -x509 " .. ec .. " -keyout ca.key -out ca.pem -days 2 -subj '/CN=jrws test CA'",
+    "openssl req " .. ec .. " -keyout server.key -out server.csr -subj '/CN=localhost'",
+    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext",
+    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
+    "openssl req " .. ec .. " -keyout client.key -out client.csr -subj '/CN=jrws client'",
+    "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2",
+    "openssl req -x509 " .. ec .. " -keyout self.key -out self.pem -days 2 -subj '/CN=example.org'"
+      .. " -addext subjectAltName=DNS:example.org",
+  }, "\n")
+  assert(os.execute("(" .. script .. ") >/dev/null 2>&1"), "openssl could not make the test certificates")
+  certs = {
+    dir = dir, ca = dir .. "/ca.pem",
+    server_cert = dir .. "/server.pem", server_key = dir .. "/server.key",
+    client_cert = dir .. "/client.pem", client_key = dir .. "/client.key",
+    self_cert = dir .. "/self.pem", self_key = dir .. "/self.key",
+  }
+  certs.reaper = setmetatable({}, { __gc = function() os.execute("rm -rf " .. dir) end })
+  return certs
 end
 
 local shared
@@ -56,9 +112,9 @@ function M.closed_port()
   return port
 end
 
---- Runs a Lua snippet in a child lua5.4 with the module on its paths;
--- returns ok, output, seconds taken.
-function M.run_lua(code)
+--- Runs a Lua snippet in a child lua5.4 with the module on its paths
+-- (env: optional "NAME=value ..." prefix); returns ok, output, seconds taken.
+function M.run_lua(code, env)
   local jsonrpc = require "jsonrpc_websocket"
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
@@ -66,7 +122,7 @@ function M.run_lua(code)
     :format("./lua/?.lua;./lua/?/init.lua;", package.cpath:match("^[^;]*;")), code)
   f:close()
   local t0 = jsonrpc.now()
-  local h = io.popen(("timeout 20 lua5.4 %s 2>&1"):format(file))
+  local h = io.popen(("%s timeout 20 lua5.4 %s 2>&1"):format(env and "env " .. env or "", file))
   local out = h:read("a")
   local ok = h:close()
   os.remove(file)

@@ -4,6 +4,10 @@
 Run with the system interpreter (it needs python3-websockets 10.4):
 
     /usr/bin/python3 spec/peer.py [--port N] [--host H] [--lifetime S] [--compress]
+                                  [--tls CERT KEY [--client-ca CA]]
+
+``--tls`` serves wss:// with that certificate chain and key; ``--client-ca``
+also requires a client certificate signed by CA.
 
 It listens (default 127.0.0.1, ephemeral port), prints exactly one line
 ``PORT <port> PID <pid>`` to stdout and then stays silent.  It exits when its
@@ -33,6 +37,7 @@ import inspect
 import json
 import os
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -247,6 +252,20 @@ async def rpc_send_raw_then_answer(ctx, text, value):
 
 async def rpc_call_client(ctx, method, params=None, id=None):
     return await ctx.conn.call_client(method, params, id)
+
+
+async def rpc_freeze(ctx, seconds):
+    """Stop reading this connection (pings go unanswered) for a while."""
+    transport = ctx.conn.ws.transport
+    transport.pause_reading()
+    await asyncio.sleep(seconds)
+    transport.resume_reading()
+    return True
+
+
+async def rpc_wire_bytes(ctx):
+    """Bytes received on this connection's socket so far (after TLS)."""
+    return ctx.conn.ws.bytes_in
 
 
 async def rpc_len(ctx, s):
@@ -465,6 +484,12 @@ def http_response(code, headers=()):
 class PeerProtocol(WebSocketServerProtocol):
     """Server protocol with the special paths and subprotocol selection."""
 
+    bytes_in = 0
+
+    def data_received(self, data):
+        self.bytes_in += len(data)
+        super().data_received(data)
+
     async def process_request(self, path, request_headers):
         route = urlsplit(path).path
         if route == "/hang-handshake":
@@ -492,7 +517,20 @@ def parse_args(argv):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lifetime", type=float, default=600.0)
     parser.add_argument("--compress", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--client-ca", metavar="CA")
     return parser.parse_args(argv)
+
+
+def tls_context(args):
+    if not args.tls:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*args.tls)
+    if args.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.client_ca)
+    return context
 
 
 async def watch_parent(parent, lifetime):
@@ -520,6 +558,7 @@ async def main(argv=None):
         compression="deflate" if args.compress else None,
         max_size=None,
         ping_interval=None,
+        ssl=tls_context(args),
     )
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port} PID {os.getpid()}", flush=True)

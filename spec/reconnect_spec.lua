@@ -47,7 +47,7 @@ describe("reconnect", function()
 
   it("reconnects after the peer process is killed and restarted", function()
     peer = helper.start_peer()
-    local s = jsonrpc.Server(peer.url(), { reconnect = FAST })
+    local s = jsonrpc.Server(peer.url(), { reconnect = FAST, on_error = function() end })
     local attempts, connects = {}, 0
     s:on("reconnect", function(attempt) attempts[#attempts + 1] = attempt end)
     s:on("connect", function() connects = connects + 1 end)
@@ -78,7 +78,7 @@ describe("reconnect", function()
 
   it("bounds a waiting call by its timeout", function()
     peer = helper.start_peer()
-    local s = jsonrpc.Server(peer.url(), { reconnect = FAST })
+    local s = jsonrpc.Server(peer.url(), { reconnect = FAST, on_error = function() end })
     s:ws_connect()
     peer.stop()
     assert.is_true(eventually(function() return not s.connected end))

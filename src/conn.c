@@ -7,8 +7,11 @@
  * From connect() until Lua has popped the "closed" event, a registry ref
  * (self_ref) anchors the userdata so events always find their owner.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/x509.h>
 
 #include "jrws.h"
 
@@ -16,6 +19,7 @@
 #define JR_WRITE_BURST 256       /* messages per WRITEABLE callback */
 #define JR_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 #define JR_TOO_LARGE "message too large"
+#define JR_KEEPALIVE_TIMEOUT "keepalive timeout"
 
 struct jr_out {
 	struct jr_out *next;
@@ -45,6 +49,14 @@ struct jr_conn {
 	struct jr_out *out_head, **out_tail;
 	lua_Integer queued;  /* messages given to send() on this connection */
 	lua_Integer written; /* of those, how many lws has taken whole */
+
+	/* keepalive: lws's validity policy (it keeps the pointer) and the
+	 * last time lws counted the peer as alive, mirrored here so the close
+	 * that lws's hangup causes can be told apart */
+	lws_retry_bo_t policy;
+	lws_usec_t last_valid;
+	int secure;   /* wss:// */
+	int insecure; /* tls.verify = false: accept any server certificate */
 
 	int want_close, close_code;
 	char close_reason[124];
@@ -209,13 +221,26 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 	return 0;
 }
 
+/* Data from the peer proves it alive as well as a pong would: no ping on
+ * a busy connection. */
+static void jr_alive(struct lws *wsi, jr_conn *c)
+{
+	if (!c->policy.secs_since_valid_hangup)
+		return;
+	c->last_valid = lws_now_usecs();
+	lws_validity_confirmed(wsi);
+}
+
 /* Returning -1 from RECEIVE with more data buffered crashes lws 4.1.6
  * (seen with a 100 MB message), so a close always goes via WRITEABLE. */
 static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
 {
-	int rc = jr_conn_rx(c, in, len, lws_is_first_fragment(wsi),
-			    lws_is_final_fragment(wsi), lws_frame_is_binary(wsi),
-			    lws_remaining_packet_payload(wsi));
+	int rc;
+
+	jr_alive(wsi, c);
+	rc = jr_conn_rx(c, in, len, lws_is_first_fragment(wsi),
+			lws_is_final_fragment(wsi), lws_frame_is_binary(wsi),
+			lws_remaining_packet_payload(wsi));
 	if (rc > 0)
 		lws_callback_on_writable(wsi);
 	return rc < 0 ? -1 : 0;
@@ -282,6 +307,12 @@ static void jr_peer_closed(jr_conn *c, const unsigned char *in, size_t len)
 static void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
 				size_t len)
 {
+	/* a TLS server that wants a client certificate accepts the TLS 1.3
+	 * handshake, then drops the connection: lws only says "read failed" */
+	if (!c->failure[0] && c->secure && in &&
+	    strnlen(in, len) == 11 && !memcmp(in, "read failed", 11))
+		snprintf(c->failure, sizeof c->failure, "the server closed the "
+			 "TLS connection (does it require a client certificate?)");
 	if (!c->failure[0])
 		jr_set_text(c->failure, sizeof c->failure,
 			    in ? in : "connection failed",
@@ -304,9 +335,50 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 	}
 }
 
+/*
+ * lws hangs up on a peer that did not answer its ping in time without
+ * saying so; we know it was that when the connection dies silently just
+ * as the hangup deadline (counted from the last proof of life) is due.
+ */
+static void jr_client_closed(jr_conn *c)
+{
+	lws_usec_t hangup = (lws_usec_t)c->policy.secs_since_valid_hangup
+			    * LWS_US_PER_SEC;
+
+	if (hangup && !c->closed_here && !c->end_code && !c->failure[0] &&
+	    lws_now_usecs() - c->last_valid >= hangup - 200 * LWS_US_PER_MS)
+		jr_set_text(c->failure, sizeof c->failure, JR_KEEPALIVE_TIMEOUT,
+			    sizeof JR_KEEPALIVE_TIMEOUT - 1);
+}
+
+/*
+ * OpenSSL's verdict on each certificate of the server's chain. lws turns
+ * a rejection into an unreadable CONNECTION_ERROR string, so the reason is
+ * recorded here, in words. With tls.verify = false every error is
+ * cleared (lws's ALLOW_* flags cover only some of them). Returns 0: lws
+ * then keeps OpenSSL's verdict, or accepts when the error was cleared.
+ */
+static int jr_cert_verify(jr_conn *c, X509_STORE_CTX *x, int preverify_ok)
+{
+	int err = X509_STORE_CTX_get_error(x);
+
+	if (preverify_ok || err == X509_V_OK)
+		return 0;
+	if (c->insecure) {
+		X509_STORE_CTX_set_error(x, X509_V_OK);
+		return 0;
+	}
+	if (!c->failure[0])
+		snprintf(c->failure, sizeof c->failure,
+			 "certificate verify failed: %s",
+			 X509_verify_cert_error_string(err));
+	return 0;
+}
+
 static void jr_established(struct lws *wsi, jr_conn *c)
 {
 	c->established = 1;
+	c->last_valid = lws_now_usecs();
 	jr_loop_push(c->loop, c, JR_EV_OPEN, NULL, 0, 0);
 	if (c->out_head || c->want_close)
 		lws_callback_on_writable(wsi);
@@ -333,6 +405,15 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		return jr_receive(wsi, c, in, len);
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		if (c->policy.secs_since_valid_hangup)
+			c->last_valid = lws_now_usecs();
+		return 0;
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		return jr_cert_verify(c, user, (int)len);
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		jr_client_closed(c);
+		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return jr_writeable(wsi, c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -495,6 +576,37 @@ static void jr_fill_connect_info(lua_State *L, struct lws_client_connect_info *i
 	ic->local_protocol_name = jr_client_protocol.name;
 }
 
+/*
+ * TLS flags and the keepalive policy. verify = false needs all four of
+ * lws's relaxing flags (self-signed, untrusted chain, expired, name).
+ * keepalive = N: ping after N idle seconds, hang up N seconds later
+ * without an answer; 0 turns lws's validity checks off.
+ */
+static void jr_read_transport(lua_State *L, jr_conn *c,
+			      struct lws_client_connect_info *ic, int opts)
+{
+	lua_Integer ka;
+
+	lua_getfield(L, opts, "secure");
+	if ((c->secure = lua_toboolean(L, -1)))
+		ic->ssl_connection = LCCSCF_USE_SSL;
+	lua_getfield(L, opts, "verify");
+	if (ic->ssl_connection && lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+		c->insecure = 1;
+		ic->ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+			LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED |
+			LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+	}
+	lua_getfield(L, opts, "keepalive");
+	ka = luaL_optinteger(L, -1, 0);
+	lua_pop(L, 3);
+	if (ka < 0 || ka > 32767)
+		luaL_error(L, "connect: keepalive must be 0..32767 seconds");
+	c->policy.secs_since_valid_ping = (uint16_t)ka;
+	c->policy.secs_since_valid_hangup = (uint16_t)(2 * ka);
+	ic->retry_and_idle_policy = &c->policy;
+}
+
 static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 {
 	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
@@ -519,7 +631,9 @@ static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
  * Starts the connection; its outcome arrives as an "open" or "closed" event
  * carrying `owner`. opts: address, port, host, path, origin, protocols
  * ("a,b"), headers ({{name, value}, ...}), auth ({user, pass}),
- * max_message_size.
+ * max_message_size (both ways), keepalive (seconds, 0 = off); secure,
+ * verify, ca_file, cert_file, key_file (TLS); compress; proxy
+ * ("host:port").
  */
 static int l_connect(lua_State *L)
 {
@@ -539,7 +653,9 @@ static int l_connect(lua_State *L)
 	c->max_message = (size_t)luaL_optinteger(L, -1, JR_DEFAULT_MAX_MESSAGE);
 	lua_pop(L, 1);
 	jr_fill_connect_info(L, &ic, 2);
+	jr_read_transport(L, c, &ic, 2);
 	ic.context = jr_loop_context(L, loop);
+	ic.vhost = jr_vhost_for(L, loop, 2);
 	ic.opaque_user_data = c;
 	ic.pwsi = &c->wsi;
 	lua_pushvalue(L, 3);
@@ -555,7 +671,8 @@ static int l_connect(lua_State *L)
 	return 1;
 }
 
-/* conn:send(data [, binary]) -> sequence number | false, why
+/* conn:send(data [, binary]) -> sequence number | false, why, kind
+ * kind is "not_open" or "too_large" (over max_message_size: not sent).
  * The closed event reports how many were written: a message whose number
  * is above that count never left (safe to retry). */
 static int l_send(lua_State *L)
@@ -568,7 +685,16 @@ static int l_send(lua_State *L)
 	if (!c->wsi || !c->established || c->want_close) {
 		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "connection is not open");
-		return 2;
+		lua_pushliteral(L, "not_open");
+		return 3;
+	}
+	if (len > c->max_message) {
+		lua_pushboolean(L, 0);
+		lua_pushfstring(L, "outgoing message of %I bytes is larger than "
+			"max_message_size (%I bytes), not sent",
+			(lua_Integer)len, (lua_Integer)c->max_message);
+		lua_pushliteral(L, "too_large");
+		return 3;
 	}
 	if (!(o = malloc(sizeof *o + LWS_PRE + len)))
 		return luaL_error(L, "jsonrpc_websocket: out of memory");

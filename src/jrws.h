@@ -4,8 +4,11 @@
  * Layers, one file each:
  *   loop.c   one libwebsockets context per Lua state, the service step, the
  *            queue of events that callbacks leave for Lua, the clock.
- *   conn.c   a client websocket: handshake options, send queue, message
- *            reassembly, close; the lws callback for client connections.
+ *   vhost.c  client vhosts, one per transport configuration (TLS files,
+ *            compression, proxy), created on first use and cached.
+ *   conn.c   a client websocket: handshake options, TLS verification,
+ *            keepalive, send queue, message reassembly, close; the lws
+ *            callback for client connections.
  *   scan.c   raw JSON scanning: exact ids, batch elements.
  *   core.c   luaopen_jsonrpc_websocket_core.
  *
@@ -28,6 +31,7 @@
 typedef struct jr_loop jr_loop;
 typedef struct jr_conn jr_conn;
 typedef struct jr_event jr_event;
+typedef struct jr_vhost jr_vhost;
 
 enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
@@ -51,6 +55,8 @@ struct jr_loop {
 	int destroying;              /* context teardown: queue nothing */
 	jr_event *head, **tail;      /* events waiting for Lua, FIFO */
 	jr_conn *conns;              /* every connection not yet freed */
+	jr_vhost *vhosts;            /* client vhosts by configuration */
+	unsigned int nvhosts;        /* vhosts made so far (for names) */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -64,6 +70,10 @@ void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
 void jr_loop_wake(jr_loop *loop);
 void jr_loop_open(lua_State *L);
 extern const luaL_Reg jr_loop_functions[];
+
+/* vhost.c */
+struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts);
+void jr_vhost_forget_all(jr_loop *loop);
 
 /* conn.c */
 int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,

@@ -12,14 +12,6 @@
 
 #define JR_SERV_BUF (64 * 1024) /* bytes per recv(), handshake space */
 
-static const struct lws_protocols *jr_protocol_list(void)
-{
-	static struct lws_protocols list[2];
-	if (!list[0].name)
-		list[0] = jr_client_protocol;
-	return list;
-}
-
 /* lws sizes its fd tables by RLIMIT_NOFILE (16 B each); cap huge limits. */
 static unsigned int jr_fd_limit(void)
 {
@@ -37,14 +29,23 @@ static void jr_log_emit(int level, const char *line)
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 
+/*
+ * One context for every connection of this Lua state, TLS or not: OpenSSL's
+ * global init is done once here (lws takes process-global ex-data indices
+ * per TLS context, so several contexts would leak), while the costly part,
+ * a client SSL_CTX with the system CA store, waits for the first wss://
+ * vhost (vhost.c). The context itself has no vhost: each transport
+ * configuration gets its own.
+ */
 static struct lws_context *jr_create_context(void)
 {
 	struct lws_context_creation_info ci;
 
 	memset(&ci, 0, sizeof ci);
 	ci.port = CONTEXT_PORT_NO_LISTEN;
-	ci.protocols = jr_protocol_list();
-	ci.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
+	ci.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN
+		   | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
+		   | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	ci.pt_serv_buf_size = JR_SERV_BUF;
 	ci.fd_limit_per_thread = jr_fd_limit();
 	ci.timeout_secs = 30; /* handshake steps; ws_connect has its own deadline */
@@ -226,6 +227,7 @@ static int l_loop_gc(lua_State *L)
 	loop->destroying = 1;
 	if (loop->cx)
 		lws_context_destroy(loop->cx);
+	jr_vhost_forget_all(loop);
 	jr_conn_detach_all(loop);
 	free(loop);
 	*pl = NULL;

@@ -11,7 +11,7 @@ local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 
-local TransportError, TimeoutError = errors.TransportError, errors.TimeoutError
+local TimeoutError = errors.TimeoutError
 local type, setmetatable, error, concat = type, setmetatable, error, table.concat
 local params_from_args = codec.params_from_args
 
@@ -123,10 +123,8 @@ function M.run(link, fn, timeout)
   local b = setmetatable({ link = link, ids = {}, names = {}, results = {},
     timeout = timeout, waiter = sched.waiter() }, Batch)
   local text = encode(b, entries)
-  local seq, why = link.conn:send(text)
-  if not seq then
-    link.raise(TransportError("Connection is not open.", why), "batch")
-  end
+  local seq, why, kind = link.conn:send(text)
+  if not seq then link.send_failed(why, kind, "batch") end
   b.left = #b.ids
   if b.left == 0 then return {} end
   for i = 1, #b.ids do link:track(b.ids[i], { batch = b, index = i }, seq, nil) end

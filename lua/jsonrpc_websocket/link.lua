@@ -164,11 +164,18 @@ function Link:track(id, w, seq, timeout)
   if self.max_in_flight then self.in_flight = self.in_flight + 1 end
 end
 
+-- conn:send refused: not open, or over max_message_size (nothing sent).
+function Link.send_failed(why, kind, method)
+  raise(TransportError(kind == "too_large" and "Message too large."
+    or "Connection is not open.", why), method)
+end
+local send_failed = Link.send_failed
+
 --- Sends one request and records it as pending on `w`; returns its id.
 function Link:send_request(prefix, params, w, timeout)
   local id = self:new_id()
-  local seq, why = self.conn:send(request_message(prefix, params, id))
-  if not seq then return nil, why end
+  local seq, why, kind = self.conn:send(request_message(prefix, params, id))
+  if not seq then return nil, why, kind end
   self:track(id, w, seq, timeout)
   return id
 end
@@ -178,8 +185,8 @@ function Link:request(prefix, params, method, timeout)
     timeout = self:await_turn(method, timeout)
   end
   local w = waiter()
-  local id, why = self:send_request(prefix, params, w, timeout)
-  if not id then raise(TransportError("Connection is not open.", why), method) end
+  local id, why, kind = self:send_request(prefix, params, w, timeout)
+  if not id then send_failed(why, kind, method) end
   local done, value = wait(w)
   if done then return value end
   if value == TIMED_OUT then
@@ -190,8 +197,8 @@ end
 
 function Link:notify(prefix, params, method)
   if self.state ~= "open" then self:await_turn(method, self.timeout) end
-  local ok, why = self.conn:send(notification_message(prefix, params))
-  if not ok then raise(TransportError("Connection is not open.", why), method) end
+  local ok, why, kind = self.conn:send(notification_message(prefix, params))
+  if not ok then send_failed(why, kind, method) end
 end
 
 --- Batches in flight, oldest first: a peer that cannot read a batch may

@@ -49,11 +49,65 @@ local function protocol_list(protocols)
   return table.concat(protocols, ",")
 end
 
+local DEFAULT_KEEPALIVE = 30 -- seconds
+
+local function readable(path, what)
+  if type(path) ~= "string" then error(("option '%s' must be a file name"):format(what), 5) end
+  local f, why = io.open(path, "rb")
+  if not f then error(("option '%s': cannot read %s"):format(what, why), 5) end
+  f:close()
+  return path
+end
+
+local TLS_KEYS = { ca_file = true, cert_file = true, key_file = true, verify = true }
+
+--- tls = { ca_file, cert_file, key_file, verify }: checked here, so a
+-- missing file is named at Server() rather than failing a connect.
+local function tls_options(tls, out)
+  if tls == nil then return end
+  if type(tls) ~= "table" then error("option 'tls' must be a table", 4) end
+  for k in pairs(tls) do
+    if not TLS_KEYS[k] then error(("unknown tls option '%s'"):format(tostring(k)), 4) end
+  end
+  if tls.verify ~= nil and type(tls.verify) ~= "boolean" then
+    error("option 'tls.verify' must be a boolean", 4)
+  end
+  if (tls.cert_file == nil) ~= (tls.key_file == nil) then
+    error("options 'tls.cert_file' and 'tls.key_file' go together", 4)
+  end
+  out.ca_file = tls.ca_file and readable(tls.ca_file, "tls.ca_file")
+  out.cert_file = tls.cert_file and readable(tls.cert_file, "tls.cert_file")
+  out.key_file = tls.key_file and readable(tls.key_file, "tls.key_file")
+  out.verify = tls.verify ~= false
+end
+
+--- keepalive: seconds (whole, 1..32767), default 30; false turns it off.
+local function keepalive_seconds(v)
+  if v == nil or v == true then return DEFAULT_KEEPALIVE end
+  if v == false then return 0 end
+  local n = math.type(v) == "float" and math.tointeger(v) or v
+  if math.type(n) ~= "integer" or n < 1 or n > 32767 then
+    error("option 'keepalive' must be whole seconds (1..32767) or false", 4)
+  end
+  return n
+end
+
+--- proxy = "http://host:port" (or "host:port") -> "host:port".
+local function proxy_address(proxy)
+  if proxy == nil then return nil end
+  if type(proxy) ~= "string" then error("option 'proxy' must be a string", 4) end
+  local rest = proxy:gsub("^[hH][tT][tT][pP]://", "", 1):gsub("/$", "")
+  local host, port = rest:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = rest:match("^([^:/@]+):(%d+)$") end
+  port = tonumber(port)
+  if not host or port < 1 or port > 65535 then
+    error(("option 'proxy' must be http://host:port, got '%s'"):format(proxy), 4)
+  end
+  return host .. ":" .. port
+end
+
 --- The options core.connect takes, from a parsed URL and Server options.
 function M.connect_options(target, opts)
-  if target.secure then
-    error("wss:// is not supported yet by this build (TLS support is planned)", 3)
-  end
   local auth = opts.auth
   if auth ~= nil and (type(auth) ~= "table" or type(auth[1]) ~= "string"
       or type(auth[2]) ~= "string") then
@@ -63,13 +117,22 @@ function M.connect_options(target, opts)
   if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
     error("option 'max_message_size' must be a positive integer", 3)
   end
-  return {
+  if opts.compress ~= nil and type(opts.compress) ~= "boolean" then
+    error("option 'compress' must be a boolean", 3)
+  end
+  local o = {
     address = target.address, port = target.port, host = target.host,
     path = target.path, origin = opts.origin,
     protocols = protocol_list(opts.protocols),
     headers = header_list(opts.headers), auth = auth,
     max_message_size = max,
+    secure = target.secure,
+    keepalive = keepalive_seconds(opts.keepalive),
+    compress = opts.compress == true,
+    proxy = proxy_address(opts.proxy),
   }
+  if target.secure then tls_options(opts.tls, o) end
+  return o
 end
 
 -- libwebsockets' failure strings, said the way a user reads them.
@@ -82,6 +145,9 @@ local causes = {
   { "no handshake response", "no answer to the websocket handshake" },
   { "closed before established", "connection closed during the handshake" },
   { "read failed", "connection closed during the handshake" },
+  { "proxy", "the HTTP proxy refused the tunnel" },
+  { "SSL", "TLS handshake failed" },
+  { "ssl", "TLS handshake failed" },
 }
 
 function M.explain(failure, address)
