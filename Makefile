@@ -15,7 +15,8 @@ MODULE    = jsonrpc_websocket/core.so
 SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
-            pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make
+            pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
+            openssl
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto 2>/dev/null || echo -lwebsockets -lcrypto)
