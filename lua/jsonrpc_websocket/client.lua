@@ -437,4 +437,7 @@ function M.Server(url, opts)
 end
 
 M.Link = Link
+-- For listen.lua: a server's peers are Links too, and share these methods.
+M.LINK = LINK
+M.methods = Server
 return M
