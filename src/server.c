@@ -25,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "jrws.h"
 
@@ -42,6 +46,7 @@ typedef struct jr_server {
 	int vhost_gone;     /* lws has finished with names and policy */
 	int nprotocols, destroyed;
 	int port;
+	int listen_fd;      /* the vhost's listening socket, or -1 */
 	int has_hook;       /* uservalue 2 holds the authorize function */
 	size_t max_message;
 	char *path;         /* only this request path upgrades; NULL: any */
@@ -168,6 +173,39 @@ static int jr_run_hook(struct lws *wsi, jr_server *s, const char *path)
 	return status;
 }
 
+static const char *jr_reason_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/*
+ * The refusal, written whole. Not lws_return_http_status(): this early
+ * (before lws has read the request's HTTP version) it answers "HTTP/1.0",
+ * which strict websocket clients (Python websockets) reject as not a
+ * valid response to their HTTP/1.1 upgrade.
+ */
+static void jr_refuse(struct lws *wsi, int status)
+{
+	unsigned char buf[LWS_PRE + 256];
+	char body[64];
+	int blen = snprintf(body, sizeof body, "%d %s\n", status,
+			    jr_reason_phrase(status));
+	int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+			 "content-length: %d\r\nconnection: close\r\n\r\n%s",
+			 status, jr_reason_phrase(status), blen, body);
+	lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+}
+
 /* Before the 101: the path must match, then the hook must agree. */
 static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 {
@@ -186,7 +224,7 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 		status = jr_run_hook(wsi, s, path);
 	if (!status)
 		return 0;
-	lws_return_http_status(wsi, (unsigned int)status, NULL);
+	jr_refuse(wsi, status);
 	return 1;
 }
 
@@ -263,6 +301,38 @@ int jr_server_push_accept(lua_State *L, jr_event *e)
 	jr_conn_push_new(L, e->conn);
 	lua_pushlstring(L, e->data, e->len);
 	return 4;
+}
+
+/*
+ * lws 4.1 closes a destroyed vhost's listening socket only in a periodic
+ * check that runs every 30 s, so the port would keep accepting (and then
+ * stalling) connections after close(). We find that socket once, right
+ * after creating the vhost (the one listening socket of ours on that
+ * port), and on close shut it down: it stops listening at once, lws sees
+ * the failed accept and closes it, which lets the vhost finish.
+ */
+static int jr_find_listen_fd(int port)
+{
+	struct rlimit rl;
+	int fd, max = 4096;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536)
+		max = (int)rl.rlim_cur;
+	for (fd = max - 1; fd >= 0; fd--) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int listening = 0;
+		socklen_t olen = sizeof listening;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) ||
+		    !listening || getsockname(fd, (struct sockaddr *)&ss, &len))
+			continue;
+		if ((ss.ss_family == AF_INET &&
+		     ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) ||
+		    (ss.ss_family == AF_INET6 &&
+		     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port))
+			return fd;
+	}
+	return -1;
 }
 
 /* ---- Lua side ----------------------------------------------------------- */
@@ -387,6 +457,7 @@ static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
 	(*ps)->loop = loop;
 	(*ps)->ud_alive = 1;
 	(*ps)->self_ref = LUA_NOREF;
+	(*ps)->listen_fd = -1;
 	(*ps)->vhost_gone = 1; /* until a vhost exists */
 	return *ps;
 }
@@ -436,6 +507,7 @@ static int l_listen(lua_State *L)
 		return 2;
 	}
 	s->port = lws_get_vhost_listen_port(s->vh);
+	s->listen_fd = jr_find_listen_fd(s->port);
 	lua_pushvalue(L, 3);
 	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 1;
@@ -460,9 +532,11 @@ static int l_server_close(lua_State *L)
 	s->closed = 1;
 	luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
 	s->self_ref = LUA_NOREF;
-	if (s->vh && s->loop) {
-		struct lws_vhost *vh = s->vh;
-		lws_vhost_destroy(vh);
+	if (s->vh) {
+		lws_vhost_destroy(s->vh);
+		if (s->listen_fd >= 0)
+			shutdown(s->listen_fd, SHUT_RDWR);
+		s->listen_fd = -1;
 	}
 	return 0;
 }

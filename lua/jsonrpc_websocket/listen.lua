@@ -22,6 +22,9 @@ local M = {}
 
 local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
 local LISTENER = {}  -- private key: a srv's listener state
+-- Ports our open listeners hold: libwebsockets would silently share a
+-- listening socket between two vhosts on one port.
+local ports_in_use = {}
 
 ---------------------------------------------------------------------------
 -- Peers: a Link per accepted connection.
@@ -171,6 +174,7 @@ function Srv:close()
     end
   end
   l.ud:close()
+  ports_in_use[l.port] = nil
   l.state = "closed"
   sched.io_ended()
   local waiters = l.run_waiters
@@ -358,6 +362,10 @@ function M.listen(opts)
   l.handler_link = setmetatable({ handlers = l.handlers, proxies = {},
     prefixes = {}, json = json, null = l.null, state = "closed",
     listeners = l.listeners }, Link)
+  if opts.port and opts.port ~= 0 and ports_in_use[opts.port] then
+    error(("listen on %s:%d failed: address in use (by another listener)")
+      :format(host, opts.port), 2)
+  end
   local ud, why = core.listen(l, {
     host = host, port = opts.port or 0, path = opts.path,
     protocols = protocols, max_message_size = opts.max_message_size,
@@ -368,6 +376,7 @@ function M.listen(opts)
     error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
   end
   l.ud, l.port = ud, ud:port()
+  ports_in_use[l.port] = true
   sched.io_started() -- ended by close
   local srv = setmetatable({ [LISTENER] = l }, srv_mt)
   l.srv = srv
