@@ -28,7 +28,7 @@ async def main():
     ap.add_argument("--subprotocol", action="append", default=None)
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--wait", type=float, default=5.0)
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     headers = [tuple(h.split(":", 1)) for h in args.header]
     try:
         ws = await websockets.connect(args.url, extra_headers=headers,

@@ -1,7 +1,8 @@
 // An independent JSON-RPC server (ws + json-rpc-2.0) for the specs.
-//   node spec/node/server.js      prints "PORT <n>" once listening on 127.0.0.1
-// Answers add, echo; on "call_me" it calls the client's "client_method"
-// and returns the answer; exits when stdin closes (its parent went away).
+//   node spec/node/server.js      prints "PORT <n> PID <pid>" once listening
+// on 127.0.0.1. Answers add, echo; on "call_me" it calls the client's
+// "client_method" and returns the answer; "notify_me" sends a "note"
+// notification. Exits after 60 s (or when killed).
 "use strict";
 const WebSocket = require("ws");
 const { JSONRPCServer, JSONRPCClient, JSONRPCServerAndClient } = require("json-rpc-2.0");
@@ -22,6 +23,5 @@ wss.on("connection", (ws) => {
   ws.on("message", (data) => peer.receiveAndSend(JSON.parse(data.toString())));
   ws.on("close", () => peer.rejectAllPendingRequests("closed"));
 });
-wss.on("listening", () => console.log("PORT " + wss.address().port));
-process.stdin.on("end", () => process.exit(0));
-process.stdin.resume();
+wss.on("listening", () => console.log("PORT " + wss.address().port + " PID " + process.pid));
+setTimeout(() => process.exit(0), 60000);
