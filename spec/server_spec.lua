@@ -311,3 +311,38 @@ describe("listen", function()
     end, 10)
   end)
 end)
+
+describe("examples/serve.lua", function()
+  it("serves a Lua file of handlers, nested tables as namespaces", function()
+    local port
+    do -- a free port: bind one, release it
+      local s = jsonrpc.listen { port = 0 }
+      port = s.port
+      s:close()
+    end
+    local out = os.tmpname()
+    os.execute(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH=%q "
+      .. "timeout 20 lua5.4 examples/serve.lua spec/fixtures_handlers.lua --port %d > %s 2>&1 & echo $! > %s.pid")
+      :format(package.cpath:match("^[^;]*") .. ";;", port, out, out))
+    local pidf = io.open(out .. ".pid")
+    local pid = pidf:read("n")
+    pidf:close()
+    finally(function()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      os.remove(out)
+      os.remove(out .. ".pid")
+    end)
+    local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(port), { timeout = 5 })
+    local deadline = jsonrpc.now() + 10
+    while not pcall(c.ws_connect, c) do
+      assert.is_true(jsonrpc.now() < deadline, "serve.lua did not start")
+      jsonrpc.sleep(0.05)
+    end
+    assert.equal(7, c.add(3, 4))
+    assert.equal(2, c.app.users.count())
+    c:close()
+    local f = io.open(out)
+    assert.matches("serving spec/fixtures_handlers.lua on ws://127.0.0.1:" .. port, f:read("a"))
+    f:close()
+  end)
+end)
