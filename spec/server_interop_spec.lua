@@ -82,6 +82,24 @@ describe("our server with the Python websockets client", function()
   end)
 end)
 
+describe("our server over TLS (wss://)", function()
+  it("serves the Python client with a self-signed certificate", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.is_true(os.execute(("mkdir %s && openssl req -x509 -newkey rsa:2048 -nodes "
+      .. "-keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=127.0.0.1 2>/dev/null")
+      :format(dir, dir, dir)))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local srv = jsonrpc.listen { port = 0,
+      tls = { cert_file = dir .. "/cert.pem", key_file = dir .. "/key.pem" } }
+    srv.add = function(a, b) return a + b end
+    local out = sh.pyclient(("wss://127.0.0.1:%d/"):format(srv.port), "--expect", "1",
+      '{"jsonrpc":"2.0","id":7,"method":"add","params":[20,22]}').wait()
+    srv:close()
+    assert.matches('RECV {"jsonrpc":"2.0","id":7,"result":42}', out, 1, true)
+  end)
+end)
+
 describe("our server with a Node.js client (ws + json-rpc-2.0)", function()
   it("runs the scenario: calls, errors, a call back, notifications both ways", function()
     assert.truthy(have_node, "node and spec/node/node_modules are needed: run make deps")
