@@ -79,7 +79,9 @@ describe("listen", function()
   it("upgrades only on its path", function()
     local s = jsonrpc.listen { port = 0, path = "/rpc" }
     s.one = function() return 1 end
-    assert.equal(1, client(s, nil, "/rpc?x=1").one())
+    local ok_client = client(s, nil, "/rpc?x=1")
+    assert.equal(1, ok_client.one())
+    ok_client:close()
     local c = jsonrpc.Server(url(s, "/other"))
     local ok, err = pcall(c.ws_connect, c)
     assert.is_false(ok)
