@@ -1,9 +1,9 @@
 # Developer entry points. Users install with luarocks (see README.md).
 #   make            build the C core into build/
-#   make test       install missing Debian packages, build, run every spec,
-#                   then again on an ASan+UBSan build, then under an
-#                   aggressive garbage collector
-#   make demo       start a local JSON-RPC server, run examples/hello.lua
+#   make test       install missing Debian packages (and spec/node's npm
+#                   packages), build, run every spec, then again on an
+#                   ASan+UBSan build, then under an aggressive garbage collector
+#   make demo       start our example server, run examples/hello.lua against it
 #   make valgrind   the spec suite under valgrind (leaks and errors fail)
 #   make bench      benchmarks (see bench/)
 #   make install    luarocks make (what users run)
@@ -12,7 +12,7 @@ LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c
+SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/server.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
@@ -52,6 +52,11 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing: nodejs npm"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	@test -d spec/node/node_modules/ws || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
 	$(MAKE) test-plain

@@ -26,7 +26,7 @@ build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c" },
+      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/server.c" },
       incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "src" },
       libdirs = { "$(LIBWEBSOCKETS_LIBDIR)" },
       libraries = { "websockets", "crypto" },
@@ -38,6 +38,7 @@ build = {
     ["jsonrpc_websocket.dispatch"] = "lua/jsonrpc_websocket/dispatch.lua",
     ["jsonrpc_websocket.errors"] = "lua/jsonrpc_websocket/errors.lua",
     ["jsonrpc_websocket.link"] = "lua/jsonrpc_websocket/link.lua",
+    ["jsonrpc_websocket.listen"] = "lua/jsonrpc_websocket/listen.lua",
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
   },

@@ -35,6 +35,12 @@ jsonrpc.run(function()
 end)
 print(("10 x slow(0.2) in tasks   -> sum %d in %.2f s"):format(sum, jsonrpc.now() - t0))
 
+-- The server may call us back: register handlers like methods.
+server.client_name = function() return "hello.lua" end
+server.tick = function(text) print("tick notification (server) -> " .. text) end
+print("whoami() (server calls us) -> " .. server.whoami())
+jsonrpc.sleep(0.05) -- let the notification arrive
+
 server:notify("add", 1, 1)
 print("notify add(1, 1)          -> sent, no answer expected")
 server:close()

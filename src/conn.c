@@ -1,5 +1,6 @@
 /*
- * A client websocket connection.
+ * A websocket connection: a client one (connect) or a session a listener
+ * accepted (server.c; `listener` is set).
  *
  * Lifetime: struct jr_conn is malloc'ed; the Lua userdata holds a pointer.
  * Two things can still reach the struct: the userdata (until __gc) and the
@@ -32,6 +33,7 @@ struct jr_conn {
 	jr_loop *loop;               /* NULL once the loop is gone */
 	jr_conn *next, **pprev;      /* in loop->conns */
 	struct lws *wsi;             /* NULL once lws destroyed it */
+	void *listener;              /* server side: its jr_server, else NULL */
 	int self_ref;
 	int ud_alive;
 	int established;
@@ -404,6 +406,7 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		jr_established(wsi, c);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
+	case LWS_CALLBACK_RECEIVE: /* server side (server.c) */
 		return jr_receive(wsi, c, in, len);
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		if (c->policy.secs_since_valid_hangup)
@@ -415,6 +418,7 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		jr_client_closed(c);
 		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return jr_writeable(wsi, c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		jr_peer_closed(c, in, len);
@@ -607,22 +611,31 @@ static void jr_read_transport(lua_State *L, jr_conn *c,
 	ic->retry_and_idle_policy = &c->policy;
 }
 
+/* A zeroed connection, linked into loop->conns; NULL when out of memory. */
+static jr_conn *jr_conn_alloc(jr_loop *loop)
+{
+	jr_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->self_ref = LUA_NOREF;
+	c->out_tail = &c->out_head;
+	c->next = loop->conns;
+	if (loop->conns)
+		loop->conns->pprev = &c->next;
+	c->pprev = &loop->conns;
+	loop->conns = c;
+	return c;
+}
+
 static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 {
 	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
-	*pc = calloc(1, sizeof **pc);
+	*pc = jr_conn_alloc(loop);
 	if (!*pc)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
 	luaL_setmetatable(L, JR_CONN_MT);
-	(*pc)->loop = loop;
 	(*pc)->ud_alive = 1;
-	(*pc)->self_ref = LUA_NOREF;
-	(*pc)->out_tail = &(*pc)->out_head;
-	(*pc)->next = loop->conns;
-	if (loop->conns)
-		loop->conns->pprev = &(*pc)->next;
-	(*pc)->pprev = &loop->conns;
-	loop->conns = *pc;
 	return *pc;
 }
 
@@ -808,4 +821,46 @@ void jr_conn_open(lua_State *L)
 		lua_setfield(L, -2, "__tostring");
 	}
 	lua_pop(L, 1);
+}
+
+/* ---- server sessions (server.c) ---------------------------------------- */
+
+/*
+ * A listener accepted `wsi` (called in LWS_CALLBACK_ESTABLISHED). The
+ * connection has no Lua userdata yet: jr_conn_push_new makes it when Lua
+ * pops the accept event. Until then ud_alive is 0, so a session that dies
+ * first is simply freed, its queued events with it.
+ */
+jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
+			  void *listener, const char *subprotocol)
+{
+	jr_conn *c = jr_conn_alloc(loop);
+	if (!c)
+		return NULL;
+	c->wsi = wsi;
+	c->listener = listener;
+	c->established = 1;
+	c->max_message = max_message ? max_message : JR_DEFAULT_MAX_MESSAGE;
+	if (subprotocol)
+		jr_set_text(c->subprotocol, sizeof c->subprotocol, subprotocol,
+			    strlen(subprotocol));
+	lws_set_opaque_user_data(wsi, c);
+	return c;
+}
+
+void *jr_conn_listener(const jr_conn *c)
+{
+	return c->listener;
+}
+
+/* Pushes the userdata for an accepted session and anchors it until its
+ * "closed" event is popped, as connect() does for clients. */
+void jr_conn_push_new(lua_State *L, jr_conn *c)
+{
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	*pc = c;
+	luaL_setmetatable(L, JR_CONN_MT);
+	c->ud_alive = 1;
+	lua_pushvalue(L, -1);
+	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }

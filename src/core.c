@@ -8,9 +8,11 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 {
 	jr_loop_open(L);
 	jr_conn_open(L);
+	jr_server_open(L);
 	lua_newtable(L);
 	luaL_setfuncs(L, jr_loop_functions, 0);
 	luaL_setfuncs(L, jr_conn_functions, 0);
 	luaL_setfuncs(L, jr_scan_functions, 0);
+	luaL_setfuncs(L, jr_server_functions, 0);
 	return 1;
 }

@@ -6,15 +6,20 @@
  *            queue of events that callbacks leave for Lua, the clock.
  *   vhost.c  client vhosts, one per transport configuration (TLS files,
  *            compression, proxy), created on first use and cached.
- *   conn.c   a client websocket: handshake options, TLS verification,
- *            keepalive, send queue, message reassembly, close; the lws
- *            callback for client connections.
+ *   conn.c   a websocket, client or server side: handshake options, TLS
+ *            verification, keepalive, send queue, message reassembly,
+ *            close; the lws callback for them.
+ *   server.c listening vhosts, accepted sessions (they are jr_conns too),
+ *            the authorize hook.
  *   scan.c   raw JSON scanning: exact ids, batch elements.
  *   core.c   luaopen_jsonrpc_websocket_core.
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
  * They record what happened as a jr_event; Lua pops events after
  * lws_service() has returned and resumes its coroutines from there.
+ * The one exception is server.c's authorize hook: the upgrade must be
+ * answered inside HTTP_CONFIRM_UPGRADE, so it runs there, guarded (see
+ * server.c).
  */
 #ifndef JRWS_H
 #define JRWS_H
@@ -36,7 +41,8 @@ typedef struct jr_vhost jr_vhost;
 enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
 	JR_EV_MESSAGE, /* one whole inbound message */
-	JR_EV_CLOSED   /* the connection is gone (or never came up) */
+	JR_EV_CLOSED,  /* the connection is gone (or never came up) */
+	JR_EV_ACCEPT   /* a listener accepted it (server side); data: address */
 };
 
 struct jr_event {
@@ -57,6 +63,8 @@ struct jr_loop {
 	jr_conn *conns;              /* every connection not yet freed */
 	jr_vhost *vhosts;            /* client vhosts by configuration */
 	unsigned int nvhosts;        /* vhosts made so far (for names) */
+	lua_State *L;                /* the thread inside step(), for hooks */
+	int in_hook;                 /* an authorize hook runs: no service */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -86,6 +94,17 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 	       int binary, size_t remaining);
 extern const struct lws_protocols jr_client_protocol;
 extern const luaL_Reg jr_conn_functions[];
+jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
+			  void *listener, const char *subprotocol);
+void *jr_conn_listener(const jr_conn *c);
+void jr_conn_push_new(lua_State *L, jr_conn *c);
+
+/* server.c */
+int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len);
+int jr_server_push_accept(lua_State *L, jr_event *e);
+void jr_server_open(lua_State *L);
+extern const luaL_Reg jr_server_functions[];
 
 /* scan.c */
 extern const luaL_Reg jr_scan_functions[];

@@ -136,8 +136,13 @@ static int l_step(lua_State *L)
 {
 	jr_loop *loop = jr_loop_get(L);
 	lua_Integer timeout_ms = luaL_optinteger(L, 1, -1);
-	struct lws_context *cx = jr_loop_context(L, loop);
+	struct lws_context *cx;
 
+	if (loop->in_hook)
+		return luaL_error(L, "jsonrpc_websocket: the loop cannot run "
+				     "inside an authorize hook");
+	cx = jr_loop_context(L, loop);
+	loop->L = L;
 	if (loop->head)
 		timeout_ms = 0;
 	if (timeout_ms == 0) {
@@ -151,6 +156,7 @@ static int l_step(lua_State *L)
 		loop->in_service = 0;
 		lws_sul_cancel(&loop->wake);
 	}
+	loop->L = NULL;
 	lua_pushboolean(L, loop->head != NULL);
 	return 1;
 }
@@ -194,6 +200,9 @@ static int l_pop(lua_State *L)
 		break;
 	case JR_EV_CLOSED:
 		n = jr_conn_push_closed(L, e->conn);
+		break;
+	case JR_EV_ACCEPT: /* 0 when its listener closed meanwhile */
+		n = jr_server_push_accept(L, e);
 		break;
 	}
 	free(e->data);

@@ -213,5 +213,6 @@ function M.Server(url, opts)
   return setmetatable({ [LINK] = Link.new(url, opts or {}) }, server_mt)
 end
 
-M.proxy_mt = proxy_mt
+-- For listen.lua: a server's peers are links too, with these methods.
+M.proxy_mt, M.proxy, M.LINK, M.methods = proxy_mt, proxy, LINK, Server
 return M

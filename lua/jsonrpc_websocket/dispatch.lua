@@ -19,6 +19,10 @@ local math_type = math.type
 
 local M = {}
 
+--- The endpoint each handler task serves: coroutine -> endpoint (weak), so
+-- `jsonrpc.peer()` can find the calling peer.
+M.task_endpoint = setmetatable({}, { __mode = "k" })
+
 local PARSE_ERROR = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
 local INVALID_REQUEST = '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
 
@@ -157,7 +161,8 @@ local function request(ep, msg, text, batch)
   if ep.handler_timeout then
     call.timer = sched.timer(ep.handler_timeout, handler_expired, ep, call)
   end
-  sched.spawn_kind("service", run_handler, ep, call, fn, unpack(args, 1, n))
+  local co = sched.spawn_kind("service", run_handler, ep, call, fn, unpack(args, 1, n))
+  M.task_endpoint[co] = ep
 end
 
 local function response(ep, msg, batch)

@@ -11,10 +11,13 @@ local sched = require "jsonrpc_websocket.scheduler"
 local client = require "jsonrpc_websocket.client"
 local errors = require "jsonrpc_websocket.errors"
 local codec = require "jsonrpc_websocket.codec"
+local listen = require "jsonrpc_websocket.listen"
 
 local M = {
   _VERSION = "jsonrpc_websocket scm",
   Server = client.Server,
+  listen = listen.listen,
+  peer = listen.peer,
   TransportError = errors.TransportError,
   TimeoutError = errors.TimeoutError,
   ProtocolError = errors.ProtocolError,

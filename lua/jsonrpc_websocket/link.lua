@@ -519,7 +519,7 @@ function Link.new(url, opts)
   if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
     error("option 'json' must have encode and decode functions", 3)
   end
-  return setmetatable({
+  return Link.init({
     url = url,
     json = json,
     null = json.null or codec.null,
@@ -529,15 +529,22 @@ function Link.new(url, opts)
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = positive_integer(opts, "max_in_flight"),
-    in_flight = 0,
-    state = "closed",
-    next_id = 1,
-    pending = {}, seq = {}, timers = {}, expired = {}, batches = {},
-    deadlines = {}, deadline_cursor = 1,
-    proxies = {}, prefixes = {},
-    close_waiters = {}, turn_waiters = {},
-    handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
+    listeners = { error = opts.on_error and { opts.on_error } },
   }, Link)
+end
+
+--- Gives `t` the state every link needs (what it lacks) and the class
+-- `class` (Link or a subclass, such as a server's peer).
+function Link.init(t, class)
+  t.state = t.state or "closed"
+  t.next_id = t.next_id or 1
+  t.in_flight = 0
+  t.pending, t.seq, t.timers, t.expired, t.batches = {}, {}, {}, {}, {}
+  t.deadlines, t.deadline_cursor = {}, 1
+  t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
+  t.close_waiters, t.turn_waiters = {}, {}
+  t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
+  return setmetatable(t, class or Link)
 end
 
 return Link

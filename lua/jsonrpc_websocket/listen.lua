@@ -1,0 +1,395 @@
+--- The server side: `listen(opts)` objects and the peers they accept.
+--
+-- One handler model for both roles: a peer is a client Link (pending calls,
+-- proxies, dispatch of its messages) whose handlers are the server's, so
+-- `srv.add = fn` works as `client.add = fn` does, and `peer.method(1, 2)`
+-- calls back into that client as `server.method(1, 2)` does.
+-- @module jsonrpc_websocket.listen
+
+local core = require "jsonrpc_websocket.core"
+local sched = require "jsonrpc_websocket.scheduler"
+local codec = require "jsonrpc_websocket.codec"
+local client = require "jsonrpc_websocket.client"
+local dispatch = require "jsonrpc_websocket.dispatch"
+
+local Link = require "jsonrpc_websocket.link"
+local LINK, methods, proxy = client.LINK, client.methods, client.proxy
+local type, pairs, rawget, setmetatable, error, pcall, tostring =
+  type, pairs, rawget, setmetatable, error, pcall, tostring
+local waiter, wait, wake, timer, cancel =
+  sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel
+
+local M = {}
+
+local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
+local LISTENER = {}  -- private key: a srv's listener state
+-- Ports our open listeners hold: libwebsockets would silently share a
+-- listening socket between two vhosts on one port.
+local ports_in_use = {}
+
+---------------------------------------------------------------------------
+-- Peers: a Link per accepted connection.
+---------------------------------------------------------------------------
+local PeerLink = setmetatable({}, { __index = Link })
+PeerLink.__index = PeerLink
+
+-- A peer's connection events are the listener's to tell (with the peer).
+function PeerLink.emit() end
+
+function PeerLink:closed(code, reason, ...)
+  Link.closed(self, code, reason, ...)
+  self.listener:gone(self, code, reason)
+end
+
+local Peer = {
+  call = methods.call,
+  notify = methods.notify,
+  close = methods.close,
+}
+local peer_mt = { __name = "jsonrpc_websocket.Peer" }
+
+local PEER_FIELDS = {
+  connected = function(link) return link.state == "open" end,
+  address = function(link) return link.address end,
+  id = function(link) return link.id end,
+  data = function(link) return link.data end,
+  subprotocol = function(link) return link.subprotocol end,
+  server = function(link) return link.listener.srv end,
+}
+
+peer_mt.__index = function(self, key)
+  local method = Peer[key]
+  if method then return method end
+  local link = rawget(self, LINK)
+  local field = PEER_FIELDS[key]
+  if field then return field(link) end
+  if type(key) ~= "string" then return nil end
+  return proxy(link, key)
+end
+
+peer_mt.__newindex = function(_, key)
+  error(("cannot set peer.%s: handlers belong to the server (srv.%s = fn), "
+    .. "per-peer values to peer.data"):format(tostring(key), tostring(key)), 2)
+end
+
+peer_mt.__tostring = function(self)
+  local link = rawget(self, LINK)
+  return ("jsonrpc_websocket.Peer(#%d %s, %s)"):format(link.id, link.address, link.state)
+end
+
+---------------------------------------------------------------------------
+-- The listener: owns the C listener and receives its accept events.
+---------------------------------------------------------------------------
+local Listener = {}
+Listener.__index = Listener
+
+-- Listener callbacks run as service tasks: they may call their peer.
+local function call_listener(self, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then self:report(err) end
+end
+
+function Listener:emit(event, peer, ...)
+  local list = self.listeners[event]
+  if not list then return end
+  for i = 1, #list do
+    local co = sched.spawn_kind("service", call_listener, self, list[i], peer, ...)
+    dispatch.task_endpoint[co] = rawget(peer, LINK)
+  end
+end
+
+function Listener:report(err)
+  Link.report(self, err)
+end
+
+--- Core event: a session passed the handshake.
+function Listener:accept(conn, address)
+  self.next_peer = self.next_peer + 1
+  local link = Link.init({
+    url = "peer " .. address, address = address, id = self.next_peer,
+    subprotocol = conn:subprotocol(), data = {},
+    json = self.json, null = self.null, timeout = self.timeout,
+    connect_opts = self.connect_opts, state = "open", conn = conn,
+    handlers = self.handlers, listeners = self.listeners,
+    handler_timeout = self.handler_timeout, listener = self,
+  }, PeerLink)
+  core.adopt(conn, link)
+  sched.io_started() -- ended by Link.closed
+  local peer = setmetatable({ [LINK] = link }, peer_mt)
+  link.peer = peer
+  self.peers[link] = peer
+  self.count = self.count + 1
+  if self.state ~= "open" then -- closing: no new peers
+    link.state = "closing"
+    conn:close(1001, "server closing")
+    return
+  end
+  self:emit("connect", peer)
+end
+
+function Listener:gone(link, code, reason)
+  if not self.peers[link] then return end
+  local peer = self.peers[link]
+  self.peers[link] = nil
+  self.count = self.count - 1
+  self:emit("disconnect", peer, code, reason)
+  if self.count == 0 and self.drained then
+    local w = self.drained
+    self.drained = nil
+    wake(w, true)
+  end
+end
+
+---------------------------------------------------------------------------
+-- srv: the public object.
+---------------------------------------------------------------------------
+local Srv = {}
+local srv_mt = { __name = "jsonrpc_websocket.Listener" }
+
+local function listener_of(srv)
+  local l = type(srv) == "table" and rawget(srv, LISTENER)
+  if not l then error("expected a jsonrpc_websocket listener (use srv:method())", 3) end
+  return l
+end
+
+--- Stops listening: closes every peer (1001), waits up to 2 s for them,
+-- then drops the rest. Idempotent.
+function Srv:close()
+  local l = listener_of(self)
+  if l.state ~= "open" then return end
+  l.state = "closing"
+  for link in pairs(l.peers) do
+    if link.state == "open" then
+      link.state = "closing"
+      link.conn:close(1001, "server closing")
+    end
+  end
+  if l.count > 0 then
+    local w = waiter()
+    l.drained = w
+    local t = timer(CLOSE_WAIT, wake, w, false)
+    wait(w)
+    cancel(t)
+    l.drained = nil
+    for link in pairs(l.peers) do
+      if link.conn then link.conn:abort() end
+    end
+  end
+  l.ud:close()
+  ports_in_use[l.port] = nil
+  l.state = "closed"
+  sched.io_ended()
+  local waiters = l.run_waiters
+  l.run_waiters = {}
+  for i = 1, #waiters do wake(waiters[i], true) end
+end
+
+--- Serves until srv:close(): blocks, or yields when called in a task.
+function Srv:run()
+  local l = listener_of(self)
+  if l.state == "closed" then return end
+  local w = waiter()
+  l.run_waiters[#l.run_waiters + 1] = w
+  wait(w)
+end
+
+--- notify_all(method, ...): a notification to every connected peer;
+-- returns how many it went to.
+function Srv:notify_all(method, ...)
+  local l = listener_of(self)
+  if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
+  local text = codec.notification(l.handler_link:prefix_for(method),
+    codec.params_from_args(l.json, l.null, ...))
+  local n = 0
+  for link in pairs(l.peers) do
+    if link.state == "open" and link.conn:send(text) then n = n + 1 end
+  end
+  return n
+end
+
+--- peers(): the connected peers, in no particular order.
+function Srv:peers()
+  local list = {}
+  for link, peer in pairs(listener_of(self).peers) do
+    if link.state == "open" then list[#list + 1] = peer end
+  end
+  return list
+end
+
+--- register(name, fn): like srv[name] = fn, for any name.
+function Srv:register(name, fn)
+  if type(name) ~= "string" then error("bad argument #1 to 'register' (string expected)", 2) end
+  listener_of(self).handler_link:register(name, fn)
+end
+
+--- expose(tbl [, prefix]): registers every function of tbl; nested tables
+-- are namespaces ({ app = { add = f } } registers "app.add").
+function Srv:expose(tbl, prefix)
+  if type(tbl) ~= "table" then error("bad argument #1 to 'expose' (table expected)", 2) end
+  local l = listener_of(self)
+  local function walk(t, p, seen)
+    if seen[t] then return end
+    seen[t] = true
+    for k, v in pairs(t) do
+      if type(k) == "string" then
+        local name = p and (p .. "." .. k) or k
+        if type(v) == "table" and not (getmetatable(v) or {}).__call then
+          walk(v, name, seen)
+        else
+          l.handler_link:register(name, v)
+        end
+      end
+    end
+  end
+  walk(tbl, prefix, {})
+  return self
+end
+
+local EVENTS = { connect = true, disconnect = true, error = true }
+
+--- on(event, fn): "connect" fn(peer), "disconnect" fn(peer, code, reason),
+-- "error" fn(err). connect/disconnect listeners run as tasks.
+function Srv:on(event, fn)
+  if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
+  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
+  local listeners = listener_of(self).listeners
+  listeners[event] = listeners[event] or {}
+  table.insert(listeners[event], fn)
+end
+
+srv_mt.__index = function(self, key)
+  local method = Srv[key]
+  if method then return method end
+  local l = rawget(self, LISTENER)
+  if key == "port" then return l.port end
+  if key == "host" then return l.host end
+  if key == "path" then return l.path end
+  if key == "count" then return l.count end
+  if type(key) ~= "string" then return nil end
+  return proxy(l.handler_link, key) -- srv.app.users.getUsers = fn
+end
+
+srv_mt.__newindex = function(self, key, fn)
+  if type(key) ~= "string" then error("handler names must be strings", 2) end
+  if Srv[key] or key == "port" or key == "host" or key == "path" or key == "count" then
+    error(("srv.%s is taken; use srv:register(%q, fn)"):format(key, key), 2)
+  end
+  rawget(self, LISTENER).handler_link:register(key, fn)
+end
+
+srv_mt.__tostring = function(self)
+  local l = rawget(self, LISTENER)
+  return ("jsonrpc_websocket.Listener(%s:%d%s, %s, %d peers)")
+    :format(l.host, l.port, l.path or "", l.state, l.count)
+end
+
+srv_mt.__close = function(self) Srv.close(self) end
+
+---------------------------------------------------------------------------
+-- listen(opts)
+---------------------------------------------------------------------------
+local function check_seconds(opts, key)
+  local v = opts[key]
+  if v ~= nil and (type(v) ~= "number" or v < 0) then
+    error(("option '%s' must be a non-negative number of seconds"):format(key), 3)
+  end
+  return v
+end
+
+-- The user's hook runs inside a libwebsockets callback (see server.c): it
+-- must give an answer at once. Errors refuse with 500; a yield (a call, a
+-- sleep) raises, so it refuses too.
+local function wrap_authorize(l, fn)
+  return function(headers, path)
+    local ok, allow, status = pcall(fn, headers, path)
+    if not ok then
+      l:report("authorize hook failed: " .. tostring(allow))
+      return false, 500
+    end
+    if allow then return true end
+    return false, math.tointeger(status) or 403
+  end
+end
+
+local function check_options(opts)
+  if opts.host ~= nil and type(opts.host) ~= "string" then error("option 'host' must be a string", 3) end
+  local port = opts.port
+  if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
+    error("option 'port' must be an integer 0..65535", 3)
+  end
+  if opts.path ~= nil and (type(opts.path) ~= "string" or opts.path:sub(1, 1) ~= "/") then
+    error("option 'path' must be a string starting with '/'", 3)
+  end
+  local max = opts.max_message_size
+  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
+    error("option 'max_message_size' must be a positive integer", 3)
+  end
+  if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
+    error("option 'authorize' must be a function", 3)
+  end
+  local ka = opts.keepalive
+  if ka ~= nil and (math.type(ka) ~= "integer" or ka < 1) then
+    error("option 'keepalive' must be a positive integer (seconds)", 3)
+  end
+  local tls = opts.tls
+  if tls ~= nil and (type(tls) ~= "table" or type(tls.cert_file) ~= "string"
+      or type(tls.key_file) ~= "string") then
+    error("option 'tls' must be { cert_file = ..., key_file = ... [, ca_file = ...] }", 3)
+  end
+end
+
+--- listen(opts): a JSON-RPC websocket server on the shared loop.
+-- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
+-- protocols, max_message_size, keepalive, tls, authorize, timeout (for
+-- calls to peers), handler_timeout, json, on_error, handlers (for expose).
+function M.listen(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
+  check_options(opts)
+  local json = opts.json or codec.default()
+  local protocols = opts.protocols
+  if type(protocols) == "string" then protocols = { protocols } end
+  local host = opts.host or "127.0.0.1"
+  if host == "localhost" then host = "127.0.0.1" end
+  local l = setmetatable({
+    host = host, path = opts.path,
+    json = json, null = json.null or codec.null,
+    timeout = check_seconds(opts, "timeout"),
+    handler_timeout = check_seconds(opts, "handler_timeout"),
+    connect_opts = { max_message_size = opts.max_message_size },
+    handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
+    peers = {}, count = 0, next_peer = 0, run_waiters = {},
+    state = "open",
+  }, Listener)
+  l.handler_link = Link.init({ handlers = l.handlers, json = json,
+    null = l.null, listeners = l.listeners })
+  if opts.port and opts.port ~= 0 and ports_in_use[opts.port] then
+    error(("listen on %s:%d failed: address in use (by another listener)")
+      :format(host, opts.port), 2)
+  end
+  local ud, why = core.listen(l, {
+    host = host, port = opts.port or 0, path = opts.path,
+    protocols = protocols, max_message_size = opts.max_message_size,
+    keepalive = opts.keepalive, tls = opts.tls,
+    authorize = opts.authorize and wrap_authorize(l, opts.authorize),
+  })
+  if not ud then
+    error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
+  end
+  l.ud, l.port = ud, ud:port()
+  ports_in_use[l.port] = true
+  sched.io_started() -- ended by close
+  local srv = setmetatable({ [LISTENER] = l }, srv_mt)
+  l.srv = srv
+  if opts.handlers then Srv.expose(srv, opts.handlers) end
+  return srv
+end
+
+--- peer(): inside a handler (or a connect/disconnect listener) run for a
+-- server's peer, that peer; nil elsewhere.
+function M.peer()
+  local ep = dispatch.task_endpoint[coroutine.running()]
+  return ep and ep.peer
+end
+
+return M

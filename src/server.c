@@ -1,0 +1,606 @@
+/*
+ * Listening: a vhost on the loop's shared context per listener, the
+ * sessions it accepts, and the authorize hook.
+ *
+ * Sessions are ordinary jr_conns (conn.c): the same send queue,
+ * reassembly, close and WSI_DESTROY handling serve both roles. This file
+ * only adds what is server-only: HTTP_CONFIRM_UPGRADE (path check and the
+ * authorize hook), ESTABLISHED (a new session, queued as an accept event
+ * for Lua), and the listener's own lifetime.
+ *
+ * Lifetime of struct jr_server: malloc'ed, the Lua userdata holds a
+ * pointer. lws references its protocol names and retry policy until the
+ * vhost is fully destroyed, which it may defer until the last session
+ * has gone; we learn that from LWS_CALLBACK_PROTOCOL_DESTROY (once per
+ * protocol). The struct is freed when both the userdata and the vhost are
+ * gone. While the listener is open, self_ref anchors the userdata.
+ *
+ * The authorize hook breaks the rule that callbacks never call Lua: lws
+ * 4.1 cannot pause an upgrade, so the answer (101 or a real HTTP status)
+ * must be decided inside HTTP_CONFIRM_UPGRADE. It runs on the thread that
+ * called step(), under lua_pcall, with loop->in_hook set: step() raises
+ * (so the hook cannot wait or re-enter lws_service), and so does closing a
+ * listener. Lua wraps the user's function so it cannot raise or yield.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "jrws.h"
+
+#define JR_SERVER_MT "jsonrpc_websocket.listener"
+#define JR_MAX_PROTOCOLS 8
+#define JR_FRAG (64 * 1024)
+#define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
+
+typedef struct jr_server {
+	jr_loop *loop;
+	struct lws_vhost *vh;
+	int self_ref;       /* anchors the userdata while open */
+	int ud_alive;
+	int closed;         /* close() ran: no new sessions, accepts dropped */
+	int vhost_gone;     /* lws has finished with names and policy */
+	int nprotocols, destroyed;
+	int port;
+	int listen_fd;      /* the vhost's listening socket, or -1 */
+	int has_hook;       /* uservalue 2 holds the authorize function */
+	size_t max_message;
+	char *path;         /* only this request path upgrades; NULL: any */
+	char *names[JR_MAX_PROTOCOLS];
+	struct lws *hook_wsi; /* the request the hook is looking at */
+	lws_retry_bo_t retry;
+	struct lws_protocols protocols[JR_MAX_PROTOCOLS + 2];
+} jr_server;
+
+static void jr_server_free(jr_server *s)
+{
+	int i;
+	for (i = 0; i < JR_MAX_PROTOCOLS; i++)
+		free(s->names[i]);
+	free(s->path);
+	free(s);
+}
+
+static jr_server *jr_server_of(struct lws *wsi)
+{
+	const struct lws_protocols *p = wsi ? lws_get_protocol(wsi) : NULL;
+	return p ? p->user : NULL;
+}
+
+/* ---- the authorize hook ------------------------------------------------ */
+
+/* headers["x-custom"] for headers lws has no token for: readable only
+ * while the hook runs (the request's header space is freed afterwards). */
+static int l_custom_header(lua_State *L)
+{
+	jr_server *s = lua_touserdata(L, lua_upvalueindex(1));
+	char name[128], value[JR_HDR_MAX];
+	size_t len, i;
+	const char *key = lua_tolstring(L, 2, &len);
+	int n;
+
+	if (!key || !s->hook_wsi || len == 0 || len + 2 > sizeof name)
+		return 0;
+	for (i = 0; i < len; i++)
+		name[i] = (char)tolower((unsigned char)key[i]);
+	name[len] = ':';
+	name[len + 1] = '\0';
+	n = lws_hdr_custom_copy(s->hook_wsi, value, sizeof value, name,
+				(int)len + 1);
+	if (n < 0)
+		return 0;
+	lua_pushlstring(L, value, (size_t)n);
+	return 1;
+}
+
+/* The request's headers by lower-case name, without the colon. */
+static void jr_push_headers(lua_State *L, jr_server *s)
+{
+	char value[JR_HDR_MAX];
+	int t;
+
+	lua_newtable(L);
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *name = (const char *)lws_token_to_string(
+				(enum lws_token_indexes)t);
+		size_t nlen = name ? strlen(name) : 0;
+		int n;
+		if (nlen < 2 || name[0] == ':' || name[nlen - 1] != ':' ||
+		    lws_hdr_total_length(s->hook_wsi, (enum lws_token_indexes)t) <= 0)
+			continue;
+		n = lws_hdr_copy(s->hook_wsi, value, sizeof value,
+				 (enum lws_token_indexes)t);
+		if (n < 0)
+			continue;
+		lua_pushlstring(L, name, nlen - 1);
+		lua_pushlstring(L, value, (size_t)n);
+		lua_rawset(L, -3);
+	}
+	lua_newtable(L);
+	lua_pushlightuserdata(L, s);
+	lua_pushcclosure(L, l_custom_header, 1);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+}
+
+/* Under lua_pcall: (hook, s, path) -> allow, status */
+static int jr_hook_call(lua_State *L)
+{
+	jr_server *s = lua_touserdata(L, 2);
+	jr_push_headers(L, s);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 4);
+	lua_pushvalue(L, 3);
+	lua_call(L, 2, 2);
+	return 2;
+}
+
+/* Runs the Lua hook; returns 0 to accept or the HTTP status to refuse. */
+static int jr_run_hook(struct lws *wsi, jr_server *s, const char *path)
+{
+	jr_loop *loop = s->loop;
+	lua_State *L = loop->L;
+	int top, status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+
+	if (!L || loop->in_hook || s->self_ref == LUA_NOREF ||
+	    !lua_checkstack(L, 10))
+		return status;
+	top = lua_gettop(L);
+	lua_pushcfunction(L, jr_hook_call);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+	lua_getiuservalue(L, -1, 2);
+	lua_replace(L, -2);
+	lua_pushlightuserdata(L, s);
+	lua_pushstring(L, path);
+	loop->in_hook = 1;
+	s->hook_wsi = wsi;
+	if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+		status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+	} else if (lua_toboolean(L, -2)) {
+		status = 0;
+	} else {
+		status = (int)lua_tointeger(L, -1);
+		if (status < 400 || status > 599)
+			status = HTTP_STATUS_FORBIDDEN;
+	}
+	s->hook_wsi = NULL;
+	loop->in_hook = 0;
+	lua_settop(L, top);
+	return status;
+}
+
+static const char *jr_reason_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/*
+ * The refusal, written whole. Not lws_return_http_status(): this early
+ * (before lws has read the request's HTTP version) it answers "HTTP/1.0",
+ * which strict websocket clients (Python websockets) reject as not a
+ * valid response to their HTTP/1.1 upgrade.
+ */
+static void jr_refuse(struct lws *wsi, int status)
+{
+	unsigned char buf[LWS_PRE + 256];
+	char body[64];
+	int blen = snprintf(body, sizeof body, "%d %s\n", status,
+			    jr_reason_phrase(status));
+	int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+			 "content-length: %d\r\nconnection: close\r\n\r\n%s",
+			 status, jr_reason_phrase(status), blen, body);
+	lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+}
+
+/* Before the 101: the path must match, then the hook must agree. */
+static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
+{
+	char path[512];
+	int status = 0;
+
+	if (!s || !in || strcmp(in, "websocket"))
+		return 0;
+	if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
+		path[0] = '\0';
+	if (s->closed)
+		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+	else if (s->path && strcmp(path, s->path))
+		status = HTTP_STATUS_NOT_FOUND;
+	else if (s->has_hook)
+		status = jr_run_hook(wsi, s, path);
+	if (!status)
+		return 0;
+	jr_refuse(wsi, status);
+	return 1;
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static int jr_accept(struct lws *wsi, jr_server *s)
+{
+	const struct lws_protocols *p = lws_get_protocol(wsi);
+	char addr[64], *data;
+	size_t len;
+	jr_conn *c;
+
+	if (!s || s->closed)
+		return -1;
+	c = jr_conn_accepted(s->loop, wsi, s->max_message, s,
+			     p && p->name && strcmp(p->name, s->protocols[0].name)
+			     ? p->name : NULL);
+	if (!c)
+		return -1;
+	if (!lws_get_peer_simple(wsi, addr, sizeof addr))
+		strcpy(addr, "?");
+	len = strlen(addr);
+	if (!(data = malloc(len + 1)))
+		return -1; /* WSI_DESTROY frees c */
+	memcpy(data, addr, len + 1);
+	if (jr_loop_push(s->loop, c, JR_EV_ACCEPT, data, len, 0)) {
+		free(data);
+		return -1;
+	}
+	return 0;
+}
+
+static void jr_protocol_destroyed(jr_server *s)
+{
+	if (++s->destroyed < s->nprotocols)
+		return;
+	s->vhost_gone = 1;
+	s->vh = NULL;
+	if (!s->ud_alive)
+		jr_server_free(s);
+}
+
+/* Every server-side wsi comes here; what is common with client
+ * connections (receive, write, close, destroy) is conn.c's. */
+int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return jr_confirm_upgrade(wsi, jr_server_of(wsi), in);
+	case LWS_CALLBACK_ESTABLISHED:
+		return jr_accept(wsi, jr_server_of(wsi));
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		if (jr_server_of(wsi))
+			jr_protocol_destroyed(jr_server_of(wsi));
+		return 0;
+	default:
+		return jr_callback(wsi, reason, user, in, len);
+	}
+}
+
+/* owner, "accept", conn, address -- or nothing if the listener closed
+ * meanwhile (lws closes that session itself). */
+int jr_server_push_accept(lua_State *L, jr_event *e)
+{
+	jr_server *s = jr_conn_listener(e->conn);
+
+	if (!s || s->closed || s->self_ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+	lua_getiuservalue(L, -1, 1);
+	lua_remove(L, -2);
+	lua_pushliteral(L, "accept");
+	jr_conn_push_new(L, e->conn);
+	lua_pushlstring(L, e->data, e->len);
+	return 4;
+}
+
+/*
+ * lws 4.1 closes a destroyed vhost's listening socket only in a periodic
+ * check that runs every 30 s, so the port would keep accepting (and then
+ * stalling) connections after close(). We find that socket once, right
+ * after creating the vhost (the one listening socket of ours on that
+ * port), and on close shut it down: it stops listening at once, lws sees
+ * the failed accept and closes it, which lets the vhost finish.
+ */
+static int jr_find_listen_fd(int port)
+{
+	struct rlimit rl;
+	int fd, max = 4096;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536)
+		max = (int)rl.rlim_cur;
+	for (fd = max - 1; fd >= 0; fd--) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int listening = 0;
+		socklen_t olen = sizeof listening;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) ||
+		    !listening || getsockname(fd, (struct sockaddr *)&ss, &len))
+			continue;
+		if ((ss.ss_family == AF_INET &&
+		     ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) ||
+		    (ss.ss_family == AF_INET6 &&
+		     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port))
+			return fd;
+	}
+	return -1;
+}
+
+/* ---- Lua side ----------------------------------------------------------- */
+
+static jr_server *jr_check_server(lua_State *L, int idx)
+{
+	jr_server **ps = luaL_checkudata(L, idx, JR_SERVER_MT);
+	if (!*ps)
+		luaL_argerror(L, idx, "listener already collected");
+	return *ps;
+}
+
+static char *jr_dup(lua_State *L, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *d = malloc(n);
+	if (!d)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	return memcpy(d, str, n);
+}
+
+static const char *jr_field_string(lua_State *L, int t, const char *key)
+{
+	const char *v;
+	lua_getfield(L, t, key);
+	v = lua_tostring(L, -1);
+	lua_pop(L, 1); /* stays alive in the options table */
+	return v;
+}
+
+/* protocols[0] takes sessions that offer no subprotocol (and plain HTTP,
+ * answered 404); the listed subprotocols follow. */
+static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
+{
+	static const char default_name[] = "jsonrpc-websocket-server";
+	struct lws_protocols proto = {
+		default_name, jr_server_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+	};
+	int i, n = 0;
+
+	proto.user = s;
+	s->protocols[n++] = proto;
+	if (lua_getfield(L, opts, "protocols") == LUA_TTABLE) {
+		int count = (int)luaL_len(L, -1);
+		if (count > JR_MAX_PROTOCOLS)
+			luaL_error(L, "listen: at most %d protocols",
+				   JR_MAX_PROTOCOLS);
+		for (i = 1; i <= count; i++) {
+			lua_rawgeti(L, -1, i);
+			if (!lua_isstring(L, -1))
+				luaL_error(L, "listen: protocols must be strings");
+			s->names[i - 1] = jr_dup(L, lua_tostring(L, -1));
+			lua_pop(L, 1);
+			proto.name = s->names[i - 1];
+			s->protocols[n++] = proto;
+		}
+	}
+	lua_pop(L, 1);
+	s->nprotocols = n;
+}
+
+static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
+			int opts)
+{
+	if (lua_getfield(L, opts, "tls") == LUA_TTABLE) {
+		int t = lua_gettop(L);
+		vi->ssl_cert_filepath = jr_field_string(L, t, "cert_file");
+		vi->ssl_private_key_filepath = jr_field_string(L, t, "key_file");
+		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
+		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
+			luaL_error(L, "listen: tls needs cert_file and key_file");
+		vi->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	}
+	lua_pop(L, 1); /* the strings stay alive in opts.tls until create */
+}
+
+/* The vhost for opts; the host decides the address family: an IPv4
+ * address binds exactly that address (lws would otherwise listen on every
+ * interface when IPv6 is on). */
+static void jr_fill_vhost(lua_State *L, jr_server *s,
+			  struct lws_context_creation_info *vi, int opts)
+{
+	const char *host = jr_field_string(L, opts, "host");
+	lua_Integer keepalive;
+
+	memset(vi, 0, sizeof *vi);
+	lua_getfield(L, opts, "port");
+	vi->port = (int)luaL_optinteger(L, -1, 0);
+	lua_pop(L, 1);
+	if (vi->port < 0 || vi->port > 65535)
+		luaL_error(L, "listen: port must be 0..65535");
+	if (host && !strcmp(host, "*"))
+		host = NULL;                    /* every interface, both families */
+	if (host && !strcmp(host, "0.0.0.0"))
+		host = NULL, vi->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	else if (host && !strchr(host, ':'))
+		vi->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	vi->iface = host;
+	vi->protocols = s->protocols;
+	vi->vhost_name = "jsonrpc-websocket-server";
+	lua_getfield(L, opts, "keepalive");
+	keepalive = luaL_optinteger(L, -1, 0);
+	lua_pop(L, 1);
+	if (keepalive > 0) {
+		if (keepalive > 30000)
+			keepalive = 30000;
+		s->retry.secs_since_valid_ping = (uint16_t)keepalive;
+		s->retry.secs_since_valid_hangup = (uint16_t)(2 * keepalive + 1);
+		vi->retry_and_idle_policy = &s->retry;
+	}
+	jr_fill_tls(L, vi, opts);
+}
+
+/* Reads opts into a new jr_server owned by the userdata at the top. */
+static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
+{
+	jr_server **ps = lua_newuserdatauv(L, sizeof *ps, 2);
+	*ps = calloc(1, sizeof **ps);
+	if (!*ps)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	luaL_setmetatable(L, JR_SERVER_MT);
+	(*ps)->loop = loop;
+	(*ps)->ud_alive = 1;
+	(*ps)->self_ref = LUA_NOREF;
+	(*ps)->listen_fd = -1;
+	(*ps)->vhost_gone = 1; /* until a vhost exists */
+	return *ps;
+}
+
+/*
+ * listen(owner, opts) -> listener | nil, why
+ * opts: host, port (0: any free), path, protocols {names}, max_message_size,
+ * keepalive (seconds), tls {cert_file, key_file, ca_file}, authorize
+ * (function(headers, path) -> allow, status; must not raise or yield).
+ * Sessions arrive as owner:accept(conn, address) events.
+ */
+static int l_listen(lua_State *L)
+{
+	jr_loop *loop = jr_loop_get(L);
+	struct lws_context_creation_info vi;
+	const char *path;
+	jr_server *s;
+
+	luaL_checkany(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	if (loop->in_hook)
+		return luaL_error(L, "listen: not inside an authorize hook");
+	s = jr_new_server(L, loop);                 /* 3 */
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, 3, 1);
+	s->has_hook = lua_getfield(L, 2, "authorize") != LUA_TNIL;
+	lua_setiuservalue(L, 3, 2);
+	lua_getfield(L, 2, "max_message_size");
+	s->max_message = (size_t)luaL_optinteger(L, -1, 0);
+	lua_pop(L, 1);
+	path = jr_field_string(L, 2, "path");
+	if (path && path[0] != '/')
+		return luaL_error(L, "listen: path must start with '/'");
+	if (path)
+		s->path = jr_dup(L, path);
+	jr_fill_protocols(L, s, 2);
+	jr_fill_vhost(L, s, &vi, 2);
+	s->vhost_gone = 0;
+	s->vh = lws_create_vhost(jr_loop_context(L, loop), &vi);
+	if (!s->vh) {
+		s->vhost_gone = 1; /* NB: lws may have run PROTOCOL_DESTROY */
+		s->closed = 1;
+		lua_pushnil(L);
+		lua_pushliteral(L, "cannot listen (address in use, or not "
+				   "an address of this host?)");
+		return 2;
+	}
+	s->port = lws_get_vhost_listen_port(s->vh);
+	s->listen_fd = jr_find_listen_fd(s->port);
+	lua_pushvalue(L, 3);
+	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 1;
+}
+
+static int l_port(lua_State *L)
+{
+	lua_pushinteger(L, jr_check_server(L, 1)->port);
+	return 1;
+}
+
+/* listener:close(): stop listening; lws closes sessions still open. The
+ * Lua side closes its sessions politely first. */
+static int l_server_close(lua_State *L)
+{
+	jr_server *s = jr_check_server(L, 1);
+
+	if (s->loop->in_hook)
+		return luaL_error(L, "close: not inside an authorize hook");
+	if (s->closed)
+		return 0;
+	s->closed = 1;
+	luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
+	s->self_ref = LUA_NOREF;
+	if (s->vh) {
+		lws_vhost_destroy(s->vh);
+		if (s->listen_fd >= 0)
+			shutdown(s->listen_fd, SHUT_RDWR);
+		s->listen_fd = -1;
+	}
+	return 0;
+}
+
+/* adopt(conn, owner): events of an accepted session go to owner now. */
+static int l_adopt(lua_State *L)
+{
+	luaL_checkudata(L, 1, JR_CONN_MT);
+	luaL_checkany(L, 2);
+	lua_settop(L, 2);
+	lua_setiuservalue(L, 1, 1);
+	return 0;
+}
+
+static int l_server_gc(lua_State *L)
+{
+	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
+	jr_server *s = *ps;
+
+	if (!s)
+		return 0;
+	*ps = NULL;
+	s->ud_alive = 0;
+	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
+	    !s->loop->in_hook) {
+		s->closed = 1;
+		lws_vhost_destroy(s->vh);
+	}
+	if (s->vhost_gone)
+		jr_server_free(s);
+	return 0;
+}
+
+static int l_server_tostring(lua_State *L)
+{
+	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
+	jr_server *s = *ps;
+	lua_pushfstring(L, "jsonrpc_websocket.listener (%s, port %d)",
+			!s ? "collected" : s->closed ? "closed" : "listening",
+			s ? s->port : 0);
+	return 1;
+}
+
+const luaL_Reg jr_server_functions[] = {
+	{"listen", l_listen},
+	{"adopt", l_adopt},
+	{NULL, NULL}
+};
+
+static const luaL_Reg jr_server_methods[] = {
+	{"port", l_port},
+	{"close", l_server_close},
+	{NULL, NULL}
+};
+
+void jr_server_open(lua_State *L)
+{
+	if (luaL_newmetatable(L, JR_SERVER_MT)) {
+		luaL_newlib(L, jr_server_methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, l_server_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, l_server_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+}
