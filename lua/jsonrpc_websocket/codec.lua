@@ -8,15 +8,35 @@
 local cjson = require "cjson"
 
 local type, next, select, pairs = type, next, select, pairs
-local math_type, concat = math.type, table.concat
+local math_type = math.type
 
 local M = {}
 
 M.null = cjson.null
 
---- The default codec: our own cjson instance.
+-- Decoders that return nil, err instead of raising, by codec.
+local safe_decoders = setmetatable({}, { __mode = "k" })
+
+--- The default codec: our own cjson instance (and a cjson.safe twin, so
+-- decoding needs no pcall).
 function M.default()
-  return cjson.new()
+  local json = cjson.new()
+  safe_decoders[json] = require("cjson.safe").new().decode
+  return json
+end
+
+--- decode(text) -> value | nil, err for any codec.
+function M.safe_decoder(json)
+  local safe = safe_decoders[json]
+  if safe then return safe end
+  local decode = json.decode
+  safe = function(text)
+    local ok, value = pcall(decode, text)
+    if ok then return value end
+    return nil, value
+  end
+  safe_decoders[json] = safe
+  return safe
 end
 
 -- The length of t as a list (its largest key) when every key is a positive
@@ -94,7 +114,7 @@ end
 --- A whole request message.
 function M.request(prefix, params, id)
   if params then
-    return concat { prefix, ',"params":', params, ',"id":', id, "}" }
+    return prefix .. ',"params":' .. params .. ',"id":' .. id .. "}"
   end
   return prefix .. ',"id":' .. id .. "}"
 end

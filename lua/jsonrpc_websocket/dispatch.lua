@@ -198,10 +198,11 @@ local function message(ep, msg, text, batch)
 end
 
 local function decode(ep, text)
-  local ok, msg = pcall(ep.json.decode, text)
-  if ok then return msg end
+  local msg, err = ep.decode(text)
+  if msg ~= nil then return msg end
+  if err == nil then return ep.null end -- the text was null
   ep:report(ProtocolError(-32700, "received a message that is not JSON: "
-    .. tostring(msg):sub(1, 200)))
+    .. tostring(err):sub(1, 200)))
 end
 
 local function batch_of(ep, text)
@@ -222,21 +223,19 @@ local function batch_of(ep, text)
   end
 end
 
-local function incoming(ep, text)
-  local first = text:match("^%s*(.)")
+local OPEN_BRACE = ("{"):byte()
+
+--- Handles one inbound websocket message (text or binary, as a string).
+-- Whatever it holds, nothing is raised: problems go to ep:report. (The
+-- scheduler calls this under pcall and reports escapes the same way.)
+function M.incoming(ep, text)
+  local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
   if first == "[" then return batch_of(ep, text) end
   local msg = decode(ep, text)
   if msg == nil then return ep:send(PARSE_ERROR) end
   if first == "{" then return message(ep, msg, text) end
   ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "
     .. text:sub(1, 60)))
-end
-
---- Handles one inbound websocket message (text or binary, as a string).
--- Whatever it holds, nothing is raised: problems go to ep:report.
-function M.incoming(ep, text)
-  local ok, err = pcall(incoming, ep, text)
-  if not ok then ep:report(err) end
 end
 
 --- Checks a handler value: a function, a callable table, or nil.

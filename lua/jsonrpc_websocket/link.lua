@@ -20,6 +20,7 @@ local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel, now =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
 local request_message, notification_message = codec.request, codec.notification
+local co_yield, WAIT = coroutine.yield, sched.WAIT
 
 local Link = {}
 Link.__index = Link
@@ -187,7 +188,12 @@ function Link:request(prefix, params, method, timeout)
   local w = waiter()
   local id, why, kind = self:send_request(prefix, params, w, timeout)
   if not id then send_failed(why, kind, method) end
-  local done, value = wait(w)
+  local done, value
+  if type(w) == "thread" then -- yield right here: a shallower stack per task
+    done, value = co_yield(WAIT)
+  else
+    done, value = wait(w)
+  end
   if done then return value end
   if value == TIMED_OUT then
     value = TimeoutError(("no answer within %g s"):format(timeout))
@@ -347,9 +353,7 @@ function Link:open()
   self:wake_turns()
 end
 
-function Link:message(data)
-  dispatch.incoming(self, data)
-end
+Link.message = dispatch.incoming
 
 local function close_cause(self, code, reason, failure, status, closed_here)
   if status and status ~= 0 and status ~= 101 then
@@ -544,6 +548,7 @@ function Link.init(t, class)
   t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
   t.close_waiters, t.turn_waiters = {}, {}
   t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
+  if t.json then t.decode = codec.safe_decoder(t.json) end
   return setmetatable(t, class or Link)
 end
 

@@ -27,6 +27,7 @@ local ready_co, ready_a, ready_b = {}, {}, {}
 local ready_head, ready_tail = 1, 0
 
 local WAIT = {} -- what our tasks yield when they wait for a wake()
+M.WAIT = WAIT
 
 -- Timers: a binary min-heap of { at, fn, a, b }; cancel clears fn.
 local heap, heap_n = {}, 0
@@ -105,6 +106,7 @@ local running_runs = 0 -- run() calls in progress
 local run_error        -- first error of a task while run() drives
 
 local function task_done(co, ok, err)
+  if ok and err == WAIT then return end -- the common case: it waits again
   if co_status(co) == "dead" then
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
@@ -152,7 +154,9 @@ local function dispatch_events()
     local owner, kind, a, b, c, d, e, f, g = core_pop()
     if owner == nil then return end
     local ok, err = pcall(owner[kind], owner, a, b, c, d, e, f, g)
-    if not ok then M.report(err) end
+    if not ok then
+      if owner.report then owner:report(err) else M.report(err) end
+    end
   end
 end
 
