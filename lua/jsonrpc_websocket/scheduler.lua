@@ -79,8 +79,10 @@ local function next_timer()
   return heap[1]
 end
 
+-- Runs the timers that are due; returns the next one still waiting.
 local function fire_timers()
   local t = next_timer()
+  if not t then return nil end
   local at = now()
   while t and t[1] <= at do
     heap_pop()
@@ -89,6 +91,7 @@ local function fire_timers()
     fn(t[3], t[4])
     t = next_timer()
   end
+  return t
 end
 
 --- Error hook for failures that have no caller to raise into.
@@ -161,24 +164,25 @@ local function dispatch_events()
 end
 
 --- One turn of the loop: run what is ready, fire due timers, then (unless
--- `finished()` already holds) service I/O once and dispatch its events.
+-- `finished(arg)` already holds) service I/O once and dispatch its events.
 -- Returns false when nothing could ever happen: no task ready, no timer,
 -- no connection.
 local function turn(finished, arg)
   run_ready()
-  fire_timers()
-  run_ready()
+  local t = fire_timers()
+  if ready_head <= ready_tail then
+    run_ready()
+    t = next_timer()
+  end
   if finished(arg) then return true end
   local ms = -1
-  local t = next_timer()
   if t then
     ms = floor((t[1] - now()) * 1000 + 1)
     if ms < 0 then ms = 0 end
   elseif io_count == 0 then
     return false
   end
-  core_step(ms)
-  dispatch_events()
+  if core_step(ms) then dispatch_events() end
   return true
 end
 
