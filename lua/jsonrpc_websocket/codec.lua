@@ -16,7 +16,11 @@ M.null = cjson.null
 
 --- The default codec: our own cjson instance.
 function M.default()
-  return cjson.new()
+  local json = cjson.new()
+  -- NaN, Infinity, 0x10, 01 are not JSON: decoding them would let a request
+  -- id be echoed as a reply that is not JSON either (found by fuzz/).
+  json.decode_invalid_numbers(false)
+  return json
 end
 
 -- The length of t as a list (its largest key) when every key is a positive
