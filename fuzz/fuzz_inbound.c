@@ -62,12 +62,43 @@ static unsigned long inputs;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* JRWS_FUZZ_LINES=file: the module's Lua lines that ran, for a report
+ * (fuzz_inbound -runs=0 fuzz/out/corpus lists what the corpus covers). */
+#define LINES_MAX 8192
+static FILE *lines_out;
+static struct { const char *src; int line; } lines_seen[LINES_MAX];
+
+static void lines_note(const lua_Debug *ar)
+{
+	uintptr_t h = ((uintptr_t)ar->source * 31 + (uintptr_t)ar->currentline)
+		      % LINES_MAX;
+	size_t i;
+
+	if (!strstr(ar->source, "/jsonrpc_websocket/"))
+		return;
+	for (i = 0; i < LINES_MAX; i++, h = (h + 1) % LINES_MAX) {
+		if (!lines_seen[h].src) {
+			lines_seen[h].src = ar->source;
+			lines_seen[h].line = ar->currentline;
+			fprintf(lines_out, "%s:%d\n", ar->source + 1,
+				ar->currentline);
+			fflush(lines_out);
+			return;
+		}
+		if (lines_seen[h].src == ar->source &&
+		    lines_seen[h].line == ar->currentline)
+			return;
+	}
+}
+
 static void lua_cov_hook(lua_State *T, lua_Debug *ar)
 {
 	uintptr_t cur;
 
 	if (!lua_getinfo(T, "S", ar))
 		return;
+	if (lines_out)
+		lines_note(ar);
 	cur = ((uintptr_t)ar->source >> 3) * 2654435761u
 	      ^ (uintptr_t)ar->currentline * 40503u;
 	lua_cov[(cur ^ lua_cov_prev) & (LUA_COV_SIZE - 1)]++;
@@ -154,6 +185,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	sentinel = to_conn(L, -1); /* anchored by its registry ref */
 	lua_pop(L, 1);
 	harness_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (getenv("JRWS_FUZZ_LINES"))
+		lines_out = fopen(getenv("JRWS_FUZZ_LINES"), "w");
 	lua_sethook(L, lua_cov_hook, LUA_MASKLINE, 0);
 	return 0;
 }
@@ -301,7 +334,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	end_conn(c, &p, &closed);
 	dispatch();
 	call("finish", 0, 0);
-	if (++inputs % 2048 == 0)
+	if (++inputs % 2048 == 0) {
+		/* what one input leaves behind must not add up */
 		lua_gc(L, LUA_GCCOLLECT);
+		if (lua_gc(L, LUA_GCCOUNT) > 64 * 1024) {
+			fprintf(stderr, "\n==fuzz_inbound== FINDING: the Lua "
+				"state grew to %d KiB\n", lua_gc(L, LUA_GCCOUNT));
+			abort();
+		}
+	}
 	return 0;
 }

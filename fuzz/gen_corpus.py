@@ -40,6 +40,9 @@ seeds = {
     "req_method_num": (0, 0, b'{"jsonrpc":"2.0","method":1,"id":1}'),
     "req_bad_params": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":"str","id":1}'),
     "req_callable": (0, 0, b'{"jsonrpc":"2.0","method":"callable","params":[1,null,3],"id":1}'),
+    # fuzz findings (regressions)
+    "finding_raise_inf_code": (0, 0, b'{"jsonrpc":"2.0","method":"raise","params":[1e999,"m",{"a":1}],"id":1}'),
+    "req_echo_inf": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[1e999],"id":1}'),
     # batches
     "batch_mixed": (0x05, P, b'[{"jsonrpc":"2.0","method":"echo","params":[1],"id":1},{"jsonrpc":"2.0","method":"notify_back"},'
                     b'{"jsonrpc":"2.0","id":2,"result":1},1,"x",{"foo":1},{"jsonrpc":"2.0","method":"fail","id":"f"}]'),
@@ -54,7 +57,7 @@ seeds = {
     "empty": (0, 0, b''),
     "scalar": (0, 0, b'42'),
     "huge_numbers": (0, P, b'{"jsonrpc":"2.0","id":1e999,"result":-1e999}'),
-    "hex_nan_ids": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[NaN],"id":0x10}'),
+    "finding_hex_nan_ids": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[NaN],"id":0x10}'),
     "escaped_key": (0, 0, b'{"jsonrpc":"2.0","method":"echo","i\\u0064":5,"id":6}'),
     "dup_id": (0, 0, b'{"id":1,"jsonrpc":"2.0","method":"echo","id":"two"}'),
     "too_large": (0x41, 0x03, b'{"jsonrpc":"2.0","method":"echo","params":["' + b'a' * 100 + b'"],"id":1}'),

@@ -28,7 +28,10 @@ local function error_response(json, raw_id, code, message, data)
   local ok, text = pcall(json.encode, err)
   if not ok then
     err.data = nil
-    text = json.encode(err)
+    ok, text = pcall(json.encode, err)
+  end
+  if not ok then -- code or message cannot be encoded either (found by fuzz/)
+    text = '{"code":-32603,"message":"Internal error"}'
   end
   return '{"jsonrpc":"2.0","id":' .. raw_id .. ',"error":' .. text .. "}"
 end
