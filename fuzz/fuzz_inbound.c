@@ -15,12 +15,14 @@
  *   plan[0] bits 0-2  chunk size: whole, 1, 2, 3, 7, 64, 4096, random 1-64
  *           bit 3     binary frames
  *           bit 4     several messages: the payload split at NUL bytes
- *           bit 5     the connection closes right after dispatch, before
- *                     handlers run (else after a few scheduler turns)
- *           bit 6     hostile "remaining" hints (a peer's frame lengths)
+ *           bit 5     the close arrives with the messages, before their
+ *                     handlers run (else a scheduler turn later)
+ *           bit 6     frames announce more than they carry (the
+ *                     "remaining" hint comes from the peer's header)
  *           bit 7     each message sent as several websocket frames
- *   plan[1] bits 0-2  max_message_size: 16 MiB, 1, 8, 64, 256, 1 Ki,
- *                     64 Ki, 1 Mi
+ *   plan[1] bits 0-2  max_message_size: 1 MiB, 1, 8, 64, 256, 1 Ki,
+ *                     64 Ki, 16 MiB (the default; rarer: hostile hints
+ *                     make it a 16 MiB allocation)
  *           bit 3     calls of ours are waiting for answers (ids 1, 2;
  *                     id 3 has timed out already)
  *           bit 4     handler_timeout = 0
@@ -212,8 +214,8 @@ static uint32_t next_rand(struct plan *p)
 static void read_plan(struct plan *p, const uint8_t *d, size_t n)
 {
 	static const size_t chunks[8] = { SIZE_MAX, 1, 2, 3, 7, 64, 4096, 0 };
-	static const size_t maxes[8] = { (size_t)16 << 20, 1, 8, 64, 256,
-					 1024, 65536, 1 << 20 };
+	static const size_t maxes[8] = { 1 << 20, 1, 8, 64, 256, 1024,
+					 65536, (size_t)16 << 20 };
 	static const int codes[4] = { 1000, 1001, 0, 4000 };
 	uint8_t a = n > 0 ? d[0] : 0, b = n > 1 ? d[1] : 0;
 
@@ -232,15 +234,19 @@ static void read_plan(struct plan *p, const uint8_t *d, size_t n)
 	p->rng = 0x9e3779b9u ^ ((uint32_t)a << 8 | b) ^ (uint32_t)n * 2246822519u;
 }
 
-/* What lws_remaining_packet_payload() could say; a peer's frame header
- * chooses it (lws refuses lengths with bit 63 set). */
-static size_t hint(struct plan *p, size_t truthful)
+/* How much more than it sends a frame's header may announce: a peer
+ * chooses it (lws refuses lengths with bit 63 set). Huge claims are rare
+ * (each costs a max_message_size allocation, slow under ASan). */
+static size_t frame_extra(struct plan *p)
 {
-	static const size_t extra[4] = { 1, 4096, (size_t)1 << 16,
-					 (size_t)1 << 62 };
+	static const size_t extra[8] = { 0, 1, 2, 64, 1000, 4096, 30000,
+					 65536 };
+	uint32_t r;
+
 	if (!p->hostile)
-		return truthful;
-	return truthful + extra[next_rand(p) & 3];
+		return 0;
+	r = next_rand(p);
+	return (r & 31) == 0 ? (size_t)1 << 62 : extra[r >> 5 & 7];
 }
 
 /*
@@ -255,9 +261,10 @@ static int feed_message(jr_conn *c, struct plan *p, const uint8_t *m,
 	int first = 1;
 
 	do {
-		size_t frame = n - off, in_frame = 0;
+		size_t frame = n - off, in_frame = 0, extra;
 		if (p->frames && frame > 1)
 			frame = 1 + next_rand(p) % frame;
+		extra = frame_extra(p);
 		do {
 			size_t len = p->chunk ? p->chunk : 1 + next_rand(p) % 64;
 			int final;
@@ -267,7 +274,7 @@ static int feed_message(jr_conn *c, struct plan *p, const uint8_t *m,
 			final = off + in_frame == n;
 			if (jr_conn_rx(c, m + off + in_frame - len, len, first,
 				       final, p->binary,
-				       hint(p, frame - in_frame)))
+				       frame - in_frame + extra))
 				return -1;
 			first = 0;
 		} while (in_frame < frame);
@@ -326,8 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		m = stop + 1;
 	}
-	dispatch();
-	if (p.close_early)
+	if (p.close_early) /* in the same service step as the messages */
 		end_conn(c, &p, &closed);
 	dispatch();
 	call("turn", 0, 0);

@@ -43,6 +43,10 @@ seeds = {
     # fuzz findings (regressions)
     "finding_raise_inf_code": (0, 0, b'{"jsonrpc":"2.0","method":"raise","params":[1e999,"m",{"a":1}],"id":1}'),
     "req_echo_inf": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[1e999],"id":1}'),
+    "resp_null_id_str_error": (0, 0, b'{"jsonrpc":"2.0","id":null,"error":"bad"}'),
+    "req_empty_array_params": (0, 0, b'{"jsonrpc":"2.0","method":"count","params":[],"id":1}'),
+    "close_early_callback": (0x30, 0x00, b'{"jsonrpc":"2.0","method":"sleep","params":[1]}\0'
+                             b'{"jsonrpc":"2.0","method":"callback","params":[1],"id":2}'),
     # batches
     "batch_mixed": (0x05, P, b'[{"jsonrpc":"2.0","method":"echo","params":[1],"id":1},{"jsonrpc":"2.0","method":"notify_back"},'
                     b'{"jsonrpc":"2.0","id":2,"result":1},1,"x",{"foo":1},{"jsonrpc":"2.0","method":"fail","id":"f"}]'),
