@@ -5,6 +5,7 @@
 #                   ASan+UBSan build, then under an aggressive garbage collector
 #   make demo       start our example server, run examples/hello.lua against it
 #   make valgrind   the spec suite under valgrind (leaks and errors fail)
+#   make fuzz       libFuzzer on inbound messages for FUZZ_TIME s (fuzz/)
 #   make bench      benchmarks (see bench/)
 #   make install    luarocks make (what users run)
 
@@ -16,7 +17,7 @@ SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/server.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl
+            openssl clang libclang-rt-14-dev
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto 2>/dev/null || echo -lwebsockets -lcrypto)
@@ -62,6 +63,7 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-gc
+	$(MAKE) fuzz-short
 
 test-plain: build/$(MODULE)
 	$(BUSTED) --cpath='./build/?.so' spec
@@ -95,3 +97,41 @@ install:
 
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket
+
+# ---- fuzzing: fuzz/fuzz_inbound.c, see README.md "Fuzzing" -------------
+# The target links the C core statically (with -DJR_FUZZING, which adds a
+# connection without a wsi) and runs the Lua module from lua/. It fuzzes a
+# copy of fuzz/corpus in fuzz/out/corpus, so the repo corpus stays as is;
+# crashes are written to fuzz/out/.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 300
+FUZZ_SHORT ?= 20
+FUZZ_BIN    = fuzz/out/fuzz_inbound
+FUZZ_FLAGS  = -std=gnu99 $(WARN) -g -O1 -fno-omit-frame-pointer \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -DJR_FUZZING -DJR_FUZZ_ROOT='"$(CURDIR)"' $(LUA_INC)
+FUZZ_LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
+.PHONY: fuzz fuzz-short fuzz-run
+
+$(FUZZ_BIN): fuzz/fuzz_inbound.c $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/fuzz_inbound.c $(SRC) $(FUZZ_LUA_LIBS) $(LWS_LIBS)
+
+fuzz: $(FUZZ_BIN)
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_TIME)
+
+fuzz-short: $(FUZZ_BIN)
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_SHORT)
+
+# Fails on any finding; the last line says how many executions ran clean.
+fuzz-run:
+	@mkdir -p fuzz/out/corpus && cp fuzz/corpus/* fuzz/out/corpus/
+	@echo "fuzzing for $(FUZZ_SECONDS) s, log in fuzz/out/fuzz.log"
+	@status=0; UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(FUZZ_BIN) -max_len=65536 -max_total_time=$(FUZZ_SECONDS) -timeout=10 -detect_leaks=0 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/out/ fuzz/out/corpus \
+	    >fuzz/out/fuzz.log 2>&1 || status=$$?; \
+	  tail -n 30 fuzz/out/fuzz.log; \
+	  if [ $$status -ne 0 ]; then echo "fuzz: FINDING (exit $$status), see fuzz/out/"; exit $$status; fi; \
+	  grep -E '^Done [0-9]+ runs' fuzz/out/fuzz.log | sed 's/^Done \([0-9]*\) runs.*/fuzz: \1 executions ran clean/'

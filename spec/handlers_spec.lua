@@ -197,3 +197,24 @@ describe("handlers", function()
     assert.equal("done", ask("yielder").result)
   end)
 end)
+
+describe("handler replies", function()
+  it("echo an id given with an escaped key or a lenient number as sound JSON", function()
+    local s = helper.connected()
+    s.one = function() return 1 end
+    s.send_raw('{"jsonrpc":"2.0","method":"one","i\\u0064":5}')
+    s.send_raw('{"jsonrpc":"2.0","method":"one","id":7.}')
+    jsonrpc.sleep(0.05)
+    local replies = {}
+    for _, m in ipairs(s.received()) do
+      if m.data:find('"result":1', 1, true) and not m.data:find('"method"', 1, true) then
+        replies[#replies + 1] = m.data
+        assert.is_true(pcall(helper.decode, m.data), m.data)
+      end
+    end
+    assert.equal(2, #replies)
+    assert.matches('"id":5,', replies[1], 1, true)
+    assert.matches('"id":7,', replies[2], 1, true)
+    s:close()
+  end)
+end)

@@ -864,3 +864,42 @@ void jr_conn_push_new(lua_State *L, jr_conn *c)
 	lua_pushvalue(L, -1);
 	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
+
+#ifdef JR_FUZZING
+/*
+ * Test-only (fuzz/): a connection that never had a wsi, as if its handshake
+ * had just succeeded, so a harness can feed jr_conn_rx directly. Pushes the
+ * userdata and anchors it as connect() does; sends fail ("not open").
+ */
+jr_conn *jr_conn_new_detached(lua_State *L, int owner_idx, size_t max_message)
+{
+	jr_conn *c;
+
+	owner_idx = lua_absindex(L, owner_idx);
+	c = jr_new_conn(L, jr_loop_get(L));
+	lua_pushvalue(L, owner_idx);
+	lua_setiuservalue(L, -2, 1);
+	c->max_message = max_message;
+	c->established = 1;
+	lua_pushvalue(L, -1);
+	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return c;
+}
+
+/* What WSI_DESTROY does for a detached connection: queue "closed". A close
+ * already decided here (message too large) keeps its code. */
+void jr_conn_end_detached(jr_conn *c, int code, const char *reason)
+{
+	if (c->want_close) { /* decided here: message too large */
+		c->end_code = c->close_code;
+		c->closed_here = 1;
+		strcpy(c->end_reason, c->close_reason);
+	} else if (!c->end_code) {
+		c->end_code = code;
+		jr_set_text(c->end_reason, sizeof c->end_reason, reason,
+			    strlen(reason));
+	}
+	if (c->loop && !jr_loop_push(c->loop, c, JR_EV_CLOSED, NULL, 0, 0))
+		c->closed_queued = 1;
+}
+#endif

@@ -92,6 +92,10 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c);
 void jr_conn_detach_all(jr_loop *loop);
 int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 	       int binary, size_t remaining);
+#ifdef JR_FUZZING
+jr_conn *jr_conn_new_detached(lua_State *L, int owner_idx, size_t max_message);
+void jr_conn_end_detached(jr_conn *c, int code, const char *reason);
+#endif
 extern const struct lws_protocols jr_client_protocol;
 extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,

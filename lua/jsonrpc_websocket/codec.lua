@@ -21,7 +21,12 @@ local safe_decoders = setmetatable({}, { __mode = "k" })
 -- decoding needs no pcall).
 function M.default()
   local json = cjson.new()
-  safe_decoders[json] = require("cjson.safe").new().decode
+  -- NaN, Infinity, 0x10, 01 are not JSON: decoding them would let a request
+  -- id be echoed as a reply that is not JSON either (found by fuzz/).
+  json.decode_invalid_numbers(false)
+  local safe = require("cjson.safe").new()
+  safe.decode_invalid_numbers(false)
+  safe_decoders[json] = safe.decode
   return json
 end
 

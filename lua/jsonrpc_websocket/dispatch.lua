@@ -32,7 +32,10 @@ local function error_response(json, raw_id, code, message, data)
   local ok, text = pcall(json.encode, err)
   if not ok then
     err.data = nil
-    text = json.encode(err)
+    ok, text = pcall(json.encode, err)
+  end
+  if not ok then -- code or message cannot be encoded either (found by fuzz/)
+    text = '{"code":-32603,"message":"Internal error"}'
   end
   return '{"jsonrpc":"2.0","id":' .. raw_id .. ',"error":' .. text .. "}"
 end
@@ -140,8 +143,29 @@ local function reject(ep, batch, raw_id, code, message, report)
   end
 end
 
+-- RFC 8259 numbers only: a lenient decoder may have accepted "1." or "01".
+local function is_json_number(raw)
+  local int, rest = raw:match("^%-?(%d+)(.*)$")
+  if not int or (#int > 1 and int:sub(1, 1) == "0") then return false end
+  rest = rest:gsub("^%.%d+", "", 1)
+  rest = rest:gsub("^[eE][%+%-]?%d+", "", 1)
+  return rest == ""
+end
+
+--- The id to echo: its exact text when that is sound JSON, else the
+-- decoded id encoded again (an escaped "i\u0064" key, a lenient number).
+local function raw_id_of(ep, id, text)
+  local raw = json_member(text, "id")
+  if raw then
+    local c = raw:sub(1, 1)
+    if c == '"' or raw == "null" or is_json_number(raw) then return raw end
+  end
+  local ok, encoded = pcall(ep.json.encode, id)
+  return ok and encoded or "null"
+end
+
 local function request(ep, msg, text, batch)
-  local raw_id = msg.id ~= nil and (json_member(text, "id") or "null") or nil
+  local raw_id = msg.id ~= nil and raw_id_of(ep, msg.id, text) or nil
   local method = msg.method
   if type(method) ~= "string" then
     return reject(ep, batch, raw_id or "null", -32600, "Invalid Request",

@@ -26,6 +26,7 @@ local Link = {}
 Link.__index = Link
 
 local TIMED_OUT = {} -- what expire() delivers to the waiting caller
+local MAX_EXPIRED = 4096 -- timed-out ids remembered per connection
 Link.TIMED_OUT = TIMED_OUT
 
 function Link.raise(err, method)
@@ -99,7 +100,12 @@ end
 function Link:expire(id)
   if not self.pending[id] then return end
   self.timers[id] = nil
+  -- remember it to drop its late answer quietly; a peer that never answers
+  -- must not grow this forever, so past a bound the oldest are forgotten
+  -- (their late answers, if any, are then reported as unknown ids)
+  if self.n_expired >= MAX_EXPIRED then self.expired, self.n_expired = {}, 0 end
   self.expired[id] = true
+  self.n_expired = self.n_expired + 1
   self:resolve(id, false, TIMED_OUT)
 end
 
@@ -114,7 +120,7 @@ function Link:fail_pending(cause, written)
     err.sent = (self.seq[id] or 0) <= written
     self:resolve(id, false, err)
   end
-  self.expired = {}
+  self.expired, self.n_expired = {}, 0
 end
 
 --- A fresh request id.
@@ -544,6 +550,7 @@ function Link.init(t, class)
   t.next_id = t.next_id or 1
   t.in_flight = 0
   t.pending, t.seq, t.timers, t.expired, t.batches = {}, {}, {}, {}, {}
+  t.n_expired = 0
   t.deadlines, t.deadline_cursor = {}, 1
   t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
   t.close_waiters, t.turn_waiters = {}, {}
