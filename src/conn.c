@@ -25,7 +25,7 @@
 struct jr_out {
 	struct jr_out *next;
 	size_t len, off;
-	int binary;
+	lua_Integer first_id, ids; /* the request ids it carries (a batch: many) */
 	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the payload */
 };
 
@@ -49,8 +49,8 @@ struct jr_conn {
 	int rx_binary;
 
 	struct jr_out *out_head, **out_tail;
-	lua_Integer queued;  /* messages given to send() on this connection */
-	lua_Integer written; /* of those, how many lws has taken whole */
+	lua_Integer *unsent; /* at the end: pairs (first id, count) never sent */
+	size_t nunsent;
 
 	/* keepalive: lws's validity policy (it keeps the pointer) and the
 	 * last time lws counted the peer as alive, mirrored here so the close
@@ -117,6 +117,7 @@ static void jr_conn_free(jr_conn *c)
 	free(c->headers);
 	free(c->auth);
 	free(c->rx);
+	free(c->unsent);
 	free(c);
 }
 
@@ -256,7 +257,7 @@ static int jr_write_next(struct lws *wsi, jr_conn *c)
 
 	if (chunk > JR_FRAG)
 		chunk = JR_FRAG;
-	flags = lws_write_ws_flags(o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
+	flags = lws_write_ws_flags(LWS_WRITE_TEXT,
 				   o->off == 0, o->off + chunk == o->len);
 	/* bytes before this fragment are headroom or already sent: lws may
 	 * write the frame header there and masks the payload in place */
@@ -265,7 +266,6 @@ static int jr_write_next(struct lws *wsi, jr_conn *c)
 		return -1;
 	o->off += chunk;
 	if (o->off == o->len) {
-		c->written++;
 		c->out_head = o->next;
 		if (!c->out_head)
 			c->out_tail = &c->out_head;
@@ -322,10 +322,31 @@ static void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
 	c->http_status = (int)lws_http_client_http_response(wsi);
 }
 
+/* The requests still in our queue never (wholly) left: remember their ids,
+ * so Lua can tell callers it is safe to send them again. */
+static void jr_note_unsent(jr_conn *c)
+{
+	struct jr_out *o;
+	size_t n = 0;
+
+	for (o = c->out_head; o; o = o->next)
+		n += o->ids > 0;
+	free(c->unsent);
+	c->nunsent = 0;
+	if (!n || !(c->unsent = malloc(2 * n * sizeof *c->unsent)))
+		return;
+	for (o = c->out_head; o; o = o->next)
+		if (o->ids > 0) {
+			c->unsent[2 * c->nunsent] = o->first_id;
+			c->unsent[2 * c->nunsent++ + 1] = o->ids;
+		}
+}
+
 static void jr_destroyed(struct lws *wsi, jr_conn *c)
 {
 	lws_set_opaque_user_data(wsi, NULL);
 	c->wsi = NULL;
+	jr_note_unsent(c);
 	jr_free_out(c);
 	if (!c->ud_alive) { /* the Lua state is closing */
 		jr_conn_free(c);
@@ -452,8 +473,29 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 	lua_remove(L, -2);
 }
 
+static void jr_push_unsent(lua_State *L, jr_conn *c)
+{
+	size_t i;
+	lua_Integer id;
+
+	if (!c->nunsent) {
+		lua_pushnil(L);
+		return;
+	}
+	lua_createtable(L, 0, (int)c->nunsent);
+	for (i = 0; i < c->nunsent; i++)
+		for (id = c->unsent[2 * i]; id < c->unsent[2 * i] + c->unsent[2 * i + 1]; id++) {
+			lua_pushboolean(L, 1);
+			lua_rawseti(L, -2, id);
+		}
+	free(c->unsent);
+	c->unsent = NULL;
+	c->nunsent = 0;
+}
+
 /* owner, "closed", code, reason, failure, http_status, was_open,
- * closed_here, written; and the userdata is no longer anchored. */
+ * closed_here, unsent (a set of request ids that never left, or nil); and
+ * the userdata is no longer anchored. */
 int jr_conn_push_closed(lua_State *L, jr_conn *c)
 {
 	jr_conn_push_owner(L, c);
@@ -468,7 +510,7 @@ int jr_conn_push_closed(lua_State *L, jr_conn *c)
 	lua_pushinteger(L, c->http_status);
 	lua_pushboolean(L, c->established);
 	lua_pushboolean(L, c->closed_here);
-	lua_pushinteger(L, c->written);
+	jr_push_unsent(L, c);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 	c->self_ref = LUA_NOREF;
 	c->closed_queued = 0;
@@ -684,10 +726,10 @@ static int l_connect(lua_State *L)
 	return 1;
 }
 
-/* conn:send(data [, binary]) -> sequence number | false, why, kind
+/* conn:send(data [, first_id [, count]]) -> true | false, why, kind
  * kind is "not_open" or "too_large" (over max_message_size: not sent).
- * The closed event reports how many were written: a message whose number
- * is above that count never left (safe to retry). */
+ * first_id, count: the request ids the message carries; the closed event
+ * lists those that never left (safe to send again). */
 static int l_send(lua_State *L)
 {
 	jr_conn *c = jr_check_conn(L, 1);
@@ -714,12 +756,13 @@ static int l_send(lua_State *L)
 	o->next = NULL;
 	o->len = len;
 	o->off = 0;
-	o->binary = lua_toboolean(L, 3);
+	o->first_id = luaL_optinteger(L, 3, 0);
+	o->ids = luaL_optinteger(L, 4, o->first_id ? 1 : 0);
 	memcpy(o->buf + LWS_PRE, data, len);
 	*c->out_tail = o;
 	c->out_tail = &o->next;
 	lws_callback_on_writable(c->wsi);
-	lua_pushinteger(L, ++c->queued); /* this message's sequence number */
+	lua_pushboolean(L, 1);
 	return 1;
 }
 

@@ -123,11 +123,12 @@ function M.run(link, fn, timeout)
   local b = setmetatable({ link = link, ids = {}, names = {}, results = {},
     timeout = timeout, waiter = sched.waiter() }, Batch)
   local text = encode(b, entries)
-  local seq, why, kind = link.conn:send(text)
-  if not seq then link.send_failed(why, kind, "batch") end
-  b.left = #b.ids
+  local ids = b.ids
+  local ok, why, kind = link.conn:send(text, ids[1], #ids) -- ids are consecutive
+  if not ok then link.send_failed(why, kind, "batch") end
+  b.left = #ids
   if b.left == 0 then return {} end
-  for i = 1, #b.ids do link:track(b.ids[i], { batch = b, index = i }, seq, nil) end
+  for i = 1, #ids do link:track(ids[i], { batch = b, index = i }, nil) end
   link:batch_started(b)
   local t = timeout and sched.timer(timeout, expire, b)
   sched.wait(b.waiter)

@@ -65,7 +65,7 @@ end
 function Link:resolve(id, ok, value)
   local w = self.pending[id]
   if not w then return end
-  self.pending[id], self.seq[id], self.deadlines[id] = nil, nil, nil
+  self.pending[id], self.deadlines[id] = nil, nil
   local t = self.timers[id]
   if t then
     self.timers[id] = nil
@@ -111,13 +111,14 @@ end
 
 --- The connection went: every waiting call fails, saying whether its
 -- request had left (sent = true: outcome unknown) or not (safe to retry).
-function Link:fail_pending(cause, written)
+-- `unsent`: the set of ids whose requests never left, or nil.
+function Link:fail_pending(cause, unsent)
   local ids = {}
   for id in pairs(self.pending) do ids[#ids + 1] = id end
   for i = 1, #ids do
     local id = ids[i]
     local err = TransportError("Connection closed.", cause)
-    err.sent = (self.seq[id] or 0) <= written
+    err.sent = not (unsent and unsent[id])
     self:resolve(id, false, err)
   end
   self.expired, self.n_expired = {}, 0
@@ -156,9 +157,9 @@ function Link:check_deadlines()
   end
 end
 
---- Records call `id`, sent as message number `seq`, as pending on `w`.
-function Link:track(id, w, seq, timeout)
-  self.pending[id], self.seq[id] = w, seq
+--- Records call `id` as pending on `w`.
+function Link:track(id, w, timeout)
+  self.pending[id] = w
   if timeout then
     if timeout == self.timeout then
       local at = now() + timeout
@@ -181,9 +182,9 @@ local send_failed = Link.send_failed
 --- Sends one request and records it as pending on `w`; returns its id.
 function Link:send_request(prefix, params, w, timeout)
   local id = self:new_id()
-  local seq, why, kind = self.conn:send(request_message(prefix, params, id))
-  if not seq then return nil, why, kind end
-  self:track(id, w, seq, timeout)
+  local ok, why, kind = self.conn:send(request_message(prefix, params, id), id)
+  if not ok then return nil, why, kind end
+  self:track(id, w, timeout)
   return id
 end
 
@@ -378,7 +379,7 @@ local function close_cause(self, code, reason, failure, status, closed_here)
   return ("%s (%d)"):format(text, code)
 end
 
-function Link:closed(code, reason, failure, status, was_open, closed_here, written)
+function Link:closed(code, reason, failure, status, was_open, closed_here, unsent)
   sched.io_ended()
   local by_user = self.state == "closing"
   self.conn, self.state = nil, "closed"
@@ -391,7 +392,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, writt
     wake(w, false, err)
   end
   if was_open then
-    self:fail_pending(cause, written)
+    self:fail_pending(cause, unsent)
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
   end
@@ -549,7 +550,7 @@ function Link.init(t, class)
   t.state = t.state or "closed"
   t.next_id = t.next_id or 1
   t.in_flight = 0
-  t.pending, t.seq, t.timers, t.expired, t.batches = {}, {}, {}, {}, {}
+  t.pending, t.timers, t.expired, t.batches = {}, {}, {}, {}
   t.n_expired = 0
   t.deadlines, t.deadline_cursor = {}, 1
   t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
