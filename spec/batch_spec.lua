@@ -14,8 +14,11 @@ describe("batch", function()
       b:notify("log", "hi")
       b:call("echo", { { a = 1 } })
       b.sleep(0.1, "slow") -- answered last, still the fourth entry
+      b.link() -- a remote method whose name the builder must not shadow
     end)
-    assert.equal(4, #results)
+    assert.equal(5, #results)
+    assert.equal(-32601, results[5].error.code)
+    assert.equal("link", results[5].error.method)
     assert.same({ result = 3 }, results[1])
     assert.is_true(jsonrpc.ProtocolError.is(results[2].error))
     assert.equal(-32601, results[2].error.code)
@@ -24,7 +27,7 @@ describe("batch", function()
     assert.same({ result = "slow" }, results[4])
     local got = s.received()
     local sent = helper.decode(got[#got].data)
-    assert.equal(5, #sent) -- one message with all five
+    assert.equal(6, #sent) -- one message with all six
     assert.is_nil(sent[3].id)
     assert.equal("log", sent[3].method)
   end)

@@ -20,16 +20,24 @@ local M = {}
 ---------------------------------------------------------------------------
 -- The builder handed to the user's function.
 ---------------------------------------------------------------------------
-local NAME, BUILDER = {}, {}
+local NAME, BUILDER, STATE = {}, {}, {} -- private keys: nothing shadows a method name
 local builder_mt, method_mt = {}, {}
 
-local function add(b, name, params, notify)
-  local entries = b.entries
-  entries[#entries + 1] = { name = name, params = params, notify = notify }
+-- Entries are kept in parallel arrays: no table per entry.
+local function add(builder, name, params, notify)
+  local b = builder[STATE]
+  local n = b.n + 1
+  b.n, b.names[n], b.params[n], b.notify[n] = n, name, params or false, notify
 end
 
-local function method(b, name)
-  return setmetatable({ [NAME] = name, [BUILDER] = b }, method_mt)
+local function method(builder, name)
+  local methods = builder[STATE].methods
+  local m = methods[name]
+  if not m then
+    m = setmetatable({ [NAME] = name, [BUILDER] = builder }, method_mt)
+    methods[name] = m
+  end
+  return m
 end
 
 method_mt.__index = function(p, key)
@@ -39,19 +47,22 @@ end
 
 method_mt.__call = function(p, ...)
   local b = p[BUILDER]
-  add(b, p[NAME], params_from_args(b.link.json, b.link.null, ...), false)
+  local link = b[STATE].link
+  add(b, p[NAME], params_from_args(link.json, link.null, ...), false)
 end
 
 local Builder = {}
 
 function Builder.call(b, name, params)
   if type(name) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
-  add(b, name, codec.params_from_table(b.link.json, b.link.null, params), false)
+  local link = b[STATE].link
+  add(b, name, codec.params_from_table(link.json, link.null, params), false)
 end
 
 function Builder.notify(b, name, ...)
   if type(name) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
-  add(b, name, params_from_args(b.link.json, b.link.null, ...), true)
+  local link = b[STATE].link
+  add(b, name, params_from_args(link.json, link.null, ...), true)
 end
 
 builder_mt.__index = function(b, key)
@@ -67,8 +78,10 @@ end
 local Batch = {}
 Batch.__index = Batch
 
---- One entry's outcome (called by the link's resolve).
-function Batch:deliver(index, ok, value)
+--- The outcome of request `id` (called by the link's resolve). The ids of
+-- a batch are consecutive, so the entry is id - first id + 1.
+function Batch:deliver(id, ok, value)
+  local index = id - self.ids[1] + 1
   local entry
   if ok then
     entry = { result = value }
@@ -97,17 +110,18 @@ end
 
 -- The text of the whole batch; fills b.ids and b.names for the requests.
 local function encode(b, entries)
-  local link, parts = b.link, {}
-  for i = 1, #entries do
-    local e = entries[i]
-    local prefix = link:prefix_for(e.name)
-    if e.notify then
-      parts[i] = codec.notification(prefix, e.params)
+  local link, parts, ids, names = b.link, {}, b.ids, b.names
+  local request, notification = codec.request, codec.notification
+  for i = 1, entries.n do
+    local name, params = entries.names[i], entries.params[i] or nil
+    local prefix = link:prefix_for(name)
+    if entries.notify[i] then
+      parts[i] = notification(prefix, params)
     else
       local id = link:new_id()
-      b.ids[#b.ids + 1] = id
-      b.names[#b.names + 1] = e.name
-      parts[i] = codec.request(prefix, e.params, id)
+      ids[#ids + 1] = id
+      names[#names + 1] = name
+      parts[i] = request(prefix, params, id)
     end
   end
   return "[" .. concat(parts, ",") .. "]"
@@ -115,10 +129,10 @@ end
 
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
-  local builder = setmetatable({ link = link, entries = {} }, builder_mt)
-  fn(builder)
-  local entries = builder.entries
-  if #entries == 0 then return {} end
+  local entries = { link = link, n = 0, names = {}, params = {}, notify = {},
+    methods = {} }
+  fn(setmetatable({ [STATE] = entries }, builder_mt))
+  if entries.n == 0 then return {} end
   if link.state ~= "open" or link.max_in_flight then link:await_turn("batch", timeout) end
   local b = setmetatable({ link = link, ids = {}, names = {}, results = {},
     timeout = timeout, waiter = sched.waiter() }, Batch)
@@ -128,7 +142,7 @@ function M.run(link, fn, timeout)
   if not ok then link.send_failed(why, kind, "batch") end
   b.left = #ids
   if b.left == 0 then return {} end
-  for i = 1, #ids do link:track(ids[i], { batch = b, index = i }, nil) end
+  for i = 1, #ids do link:track(ids[i], b, nil) end
   link:batch_started(b)
   local t = timeout and sched.timer(timeout, expire, b)
   sched.wait(b.waiter)

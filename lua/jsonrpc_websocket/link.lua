@@ -72,9 +72,7 @@ function Link:resolve(id, ok, value)
     cancel(t)
   end
   if self.max_in_flight then self:slot_freed() end
-  if type(w) == "table" and w.batch then
-    return w.batch:deliver(w.index, ok, value)
-  end
+  if type(w) == "table" and w.deliver then return w:deliver(id, ok, value) end
   wake(w, ok, value)
 end
 
