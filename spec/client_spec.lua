@@ -125,6 +125,16 @@ describe("Server", function()
     assert.equal(1, select("#", s.null_result()))
   end)
 
+  it("returns a plain integer result as a Lua integer, exactly", function()
+    assert.equal("integer", math.type(s.add(1, 2)))
+    local big = s.power(2, 62) + 1 -- 4611686018427387905: beyond a double
+    assert.equal("integer", math.type(big))
+    assert.equal(4611686018427387905, big)
+    assert.equal("float", math.type(s.add(1.5, 1)))
+    assert.equal("float", math.type(s.power(2, 70))) -- beyond 64 bits
+    assert.equal('tab\tquote"', s.echo('tab\tquote"')[1])
+  end)
+
   it("returns decoded results", function()
     assert.same({ x = { 1, 2 }, s = "é" }, s.echo { x = { 1, 2 }, s = "é" })
   end)

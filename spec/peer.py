@@ -288,6 +288,11 @@ async def rpc_send_hex(ctx, hex_bytes, text=False):
     return True
 
 
+async def rpc_power(ctx, base, exp):
+    """base ** exp as an exact integer (to test integer fidelity)."""
+    return int(base) ** int(exp)
+
+
 async def rpc_refuse_batches(ctx):
     """From now on, answer every batch with one error object (id null)."""
     ctx.conn.refuse_batches = True

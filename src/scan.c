@@ -1,6 +1,7 @@
 /*
  * Raw JSON scanning: find the exact text of a top-level member or the
- * elements of a top-level array without decoding. Used to echo request ids
+ * elements of a top-level array without decoding, and read the common
+ * success response without a decoder. Used to echo request ids
  * byte for byte (a decoder may turn 12345678901234567890 into a float) and
  * to split batches. Iterative, so 100,000 levels of nesting cost no stack.
  */
@@ -122,8 +123,113 @@ static int l_json_elements(lua_State *L)
 	return 1;
 }
 
+
+/* A JSON integer token that fits a lua_Integer: pushes it, returns 1. */
+static int push_integer(lua_State *L, const char *p, const char *end)
+{
+	unsigned long long v = 0, limit = (unsigned long long)LUA_MAXINTEGER;
+	int neg = 0;
+
+	if (p < end && *p == '-') {
+		neg = 1;
+		limit++; /* -(LUA_MAXINTEGER + 1) is LUA_MININTEGER */
+		p++;
+	}
+	if (p >= end || (*p == '0' && end - p > 1))
+		return 0; /* empty or leading zero: let the codec judge */
+	for (; p < end; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (d > 9 || v > (limit - d) / 10)
+			return 0; /* not an integer, or too big: the codec's float */
+		v = v * 10 + d;
+	}
+	lua_pushinteger(L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
+	return 1;
+}
+
+/* Pushes a result that needs no decoder (integer, plain string, true,
+ * false, null); returns 0 when the codec must decode it. */
+static int push_simple(lua_State *L, const char *v, const char *end)
+{
+	size_t n = (size_t)(end - v);
+
+	if (*v == '"') {
+		if (memchr(v, '\\', n) || n < 2)
+			return 0;
+		lua_pushlstring(L, v + 1, n - 2);
+		return 1;
+	}
+	if (n == 4 && !memcmp(v, "true", 4)) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	if (n == 5 && !memcmp(v, "false", 5)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (n == 4 && !memcmp(v, "null", 4)) {
+		lua_pushnil(L);
+		return 1;
+	}
+	return push_integer(L, v, end);
+}
+
+/*
+ * json_response(text) -> id, value, needs_decode  |  nothing
+ * The fast path for the common message: {"jsonrpc":"2.0","id":<int>,
+ * "result":...} with no "error" and no "method". The value is pushed
+ * ready (integer, plain string, boolean, nil) or, with needs_decode true,
+ * as the raw JSON text of the result for the codec. Anything else returns
+ * nothing and goes the general way.
+ */
+static int l_json_response(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	const char *end = text + len, *p = skip_ws(text, end);
+	const char *id = NULL, *id_end = NULL, *res = NULL, *res_end = NULL;
+
+	if (p >= end || *p != '{')
+		return 0;
+	for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+		const char *k = p + 1, *kend = skip_string(p, end), *v;
+		size_t klen;
+		if (!kend)
+			return 0;
+		klen = (size_t)(kend - 1 - k);
+		p = skip_ws(kend, end);
+		if (p >= end || *p != ':')
+			return 0;
+		v = skip_ws(p + 1, end);
+		if (!(p = skip_value(v, end)) || p == v)
+			return 0;
+		if (klen == 2 && !memcmp(k, "id", 2)) {
+			id = v;
+			id_end = p;
+		} else if (klen == 6 && !memcmp(k, "result", 6)) {
+			res = v;
+			res_end = p;
+		} else if (!(klen == 7 && !memcmp(k, "jsonrpc", 7))) {
+			return 0; /* error, method, or something unusual */
+		}
+		p = skip_ws(p, end);
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+	}
+	if (p >= end || *p != '}' || skip_ws(p + 1, end) != end)
+		return 0;
+	if (!id || !res || !push_integer(L, id, id_end))
+		return 0;
+	if (push_simple(L, res, res_end))
+		return 2;
+	lua_pushlstring(L, res, (size_t)(res_end - res));
+	lua_pushboolean(L, 1);
+	return 3;
+}
+
 const luaL_Reg jr_scan_functions[] = {
 	{"json_member", l_json_member},
 	{"json_elements", l_json_elements},
+	{"json_response", l_json_response},
 	{NULL, NULL}
 };

@@ -16,6 +16,11 @@ M.null = cjson.null
 
 -- Decoders that return nil, err instead of raising, by codec.
 local safe_decoders = setmetatable({}, { __mode = "k" })
+local defaults = setmetatable({}, { __mode = "k" }) -- codecs made by default()
+
+--- Whether `json` is one of our default cjson instances (whose number and
+-- string handling the fast response path reproduces).
+function M.is_default(json) return defaults[json] == true end
 
 --- The default codec: our own cjson instance (and a cjson.safe twin, so
 -- decoding needs no pcall).
@@ -27,6 +32,7 @@ function M.default()
   local safe = require("cjson.safe").new()
   safe.decode_invalid_numbers(false)
   safe_decoders[json] = safe.decode
+  defaults[json] = true
   return json
 end
 
