@@ -236,13 +236,18 @@ local function batch_of(ep, text)
     return ep:send(INVALID_REQUEST)
   end
   local batch = { left = #elements, replies = {} }
+  local settle_fast = ep.settle_fast
   for i = 1, #elements do
     local el = elements[i]
-    local msg = decode(ep, el)
-    if msg == nil then
-      deliver(ep, batch, PARSE_ERROR)
+    if settle_fast and settle_fast(ep, el) then
+      batch.left = batch.left - 1 -- a response: nothing to answer
     else
-      message(ep, msg, el, batch)
+      local msg = decode(ep, el)
+      if msg == nil then
+        deliver(ep, batch, PARSE_ERROR)
+      else
+        message(ep, msg, el, batch)
+      end
     end
   end
 end

@@ -364,20 +364,23 @@ an integer, a plain string, a boolean or null needs no decoder at all, any
 other result is decoded alone. Everything else goes the general way. ]]
 local json_response, incoming = core.json_response, dispatch.incoming
 
-function Link:message(text)
-  if self.fast then
-    local id, value, needs_decode = json_response(text)
-    if id and self.pending[id] then
-      if needs_decode then
-        local decoded = self.decode(value)
-        if decoded == nil then return incoming(self, text) end
-        if decoded == self.null then decoded = nil end
-        value = decoded
-      end
-      return self:resolve(id, true, value)
-    end
+--- The fast path; true when `text` was such a response and is settled.
+function Link:settle_fast(text)
+  if not self.fast then return false end
+  local id, value, needs_decode = json_response(text)
+  if not (id and self.pending[id]) then return false end
+  if needs_decode then
+    local decoded = self.decode(value)
+    if decoded == nil then return false end
+    if decoded == self.null then decoded = nil end
+    value = decoded
   end
-  return incoming(self, text)
+  self:resolve(id, true, value)
+  return true
+end
+
+function Link:message(text)
+  if not self:settle_fast(text) then return incoming(self, text) end
 end
 
 local function close_cause(self, code, reason, failure, status, closed_here)
