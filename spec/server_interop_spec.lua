@@ -1,6 +1,6 @@
 -- Our server against independent clients (Python websockets, Node ws +
 -- json-rpc-2.0), and our client against an independent Node server.
-require "helper"
+local helper = require "helper"
 local jsonrpc = require "jsonrpc_websocket"
 local sh = require "serve_helper"
 
@@ -97,6 +97,25 @@ describe("our server over TLS (wss://)", function()
       '{"jsonrpc":"2.0","id":7,"method":"add","params":[20,22]}').wait()
     srv:close()
     assert.matches('RECV {"jsonrpc":"2.0","id":7,"result":42}', out, 1, true)
+  end)
+end)
+
+describe("our client against our server over wss://", function()
+  it("verifies the server with the CA, and refuses without it", function()
+    local certs = helper.certs()
+    local srv = jsonrpc.listen { port = 0,
+      tls = { cert_file = certs.server_cert, key_file = certs.server_key } }
+    srv.add = function(a, b) return a + b end
+    local url = ("wss://127.0.0.1:%d/"):format(srv.port)
+    local c = jsonrpc.Server(url, { tls = { ca_file = certs.ca } })
+    c:ws_connect()
+    assert.equal(42, c.add(20, 22))
+    c:close()
+    local bad = jsonrpc.Server(url)
+    local ok, err = pcall(bad.ws_connect, bad)
+    assert.is_false(ok)
+    assert.matches("certificate verify failed", err.cause)
+    srv:close()
   end)
 end)
 
