@@ -12,6 +12,7 @@ local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
 local dispatch = require "jsonrpc_websocket.dispatch"
+local options = require "jsonrpc_websocket.options"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
@@ -508,13 +509,6 @@ end
 
 ---------------------------------------------------------------------------
 
-local function check_seconds(opts, key)
-  local v = opts[key]
-  if v ~= nil and (type(v) ~= "number" or v < 0) then
-    error(("option '%s' must be a non-negative number of seconds"):format(key), 4)
-  end
-  return v
-end
 
 local RECONNECT_DEFAULTS = { initial = 0.5, max = 30, factor = 2, jitter = 0.2 }
 
@@ -534,13 +528,6 @@ local function reconnect_policy(value)
   return policy
 end
 
-local function positive_integer(opts, key)
-  local v = opts[key]
-  if v ~= nil and (math_type(v) ~= "integer" or v < 1) then
-    error(("option '%s' must be a positive integer"):format(key), 4)
-  end
-  return v
-end
 
 local DEFAULT_CONNECT_TIMEOUT = 10
 
@@ -555,12 +542,12 @@ function Link.new(url, opts)
     url = url,
     json = json,
     null = json.null or codec.null,
-    timeout = check_seconds(opts, "timeout"),
-    connect_timeout = check_seconds(opts, "connect_timeout") or DEFAULT_CONNECT_TIMEOUT,
-    handler_timeout = check_seconds(opts, "handler_timeout"),
+    timeout = options.seconds(opts, "timeout", 3),
+    connect_timeout = options.seconds(opts, "connect_timeout", 3) or DEFAULT_CONNECT_TIMEOUT,
+    handler_timeout = options.seconds(opts, "handler_timeout", 3),
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
-    max_in_flight = positive_integer(opts, "max_in_flight"),
+    max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
   }, Link)
 end

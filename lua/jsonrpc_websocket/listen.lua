@@ -11,6 +11,7 @@ local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
+local options = require "jsonrpc_websocket.options"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -288,13 +289,6 @@ srv_mt.__close = function(self) Srv.close(self) end
 ---------------------------------------------------------------------------
 -- listen(opts)
 ---------------------------------------------------------------------------
-local function check_seconds(opts, key)
-  local v = opts[key]
-  if v ~= nil and (type(v) ~= "number" or v < 0) then
-    error(("option '%s' must be a non-negative number of seconds"):format(key), 3)
-  end
-  return v
-end
 
 -- The user's hook runs inside a libwebsockets callback (see server.c): it
 -- must give an answer at once. Errors refuse with 500; a yield (a call, a
@@ -320,10 +314,7 @@ local function check_options(opts)
   if opts.path ~= nil and (type(opts.path) ~= "string" or opts.path:sub(1, 1) ~= "/") then
     error("option 'path' must be a string starting with '/'", 3)
   end
-  local max = opts.max_message_size
-  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
-    error("option 'max_message_size' must be a positive integer", 3)
-  end
+  options.positive_integer(opts, "max_message_size", 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
@@ -354,8 +345,8 @@ function M.listen(opts)
   local l = setmetatable({
     host = host, path = opts.path,
     json = json, null = json.null or codec.null,
-    timeout = check_seconds(opts, "timeout"),
-    handler_timeout = check_seconds(opts, "handler_timeout"),
+    timeout = options.seconds(opts, "timeout", 2),
+    handler_timeout = options.seconds(opts, "handler_timeout", 2),
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},

@@ -1,6 +1,8 @@
 --- ws:// and wss:// URLs, handshake options, and failure causes in words.
 -- @module jsonrpc_websocket.url
 
+local options = require "jsonrpc_websocket.options"
+
 local M = {}
 
 --- Splits a websocket URL; raises on anything that is not ws:// or wss://.
@@ -113,10 +115,7 @@ function M.connect_options(target, opts)
       or type(auth[2]) ~= "string") then
     error("option 'auth' must be { user, password }", 3)
   end
-  local max = opts.max_message_size
-  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
-    error("option 'max_message_size' must be a positive integer", 3)
-  end
+  local max = options.positive_integer(opts, "max_message_size", 3)
   if opts.compress ~= nil and type(opts.compress) ~= "boolean" then
     error("option 'compress' must be a boolean", 3)
   end
