@@ -348,3 +348,21 @@ describe("examples/serve.lua", function()
     f:close()
   end)
 end)
+
+describe("a listener with keepalive", function()
+  it("drops a peer that stops answering pings", function()
+    local srv = jsonrpc.listen { port = 0, keepalive = 1 }
+    local gone
+    srv:on("disconnect", function(_, code) gone = { code, jsonrpc.now() } end)
+    local t0 = jsonrpc.now()
+    local job = sh.spawn(("%s spec/silent_client.py 127.0.0.1 %d 4.5"):format(sh.PYTHON, srv.port))
+    local deadline = t0 + 7
+    while not gone and jsonrpc.now() < deadline do jsonrpc.sleep(0.05) end
+    assert.is_not_nil(gone, "the silent peer was never dropped")
+    assert.is_true(gone[2] - t0 >= 1, "dropped before any ping could go unanswered")
+    assert.equal(0, srv.count)
+    srv:close()
+    local out = job.wait(15)
+    assert.matches("101", out)
+  end)
+end)
