@@ -114,7 +114,8 @@ end
 
 --- Runs a Lua snippet in a child lua5.4 with the module on its paths
 -- (env: optional "NAME=value ..." prefix); returns ok, output, seconds taken.
-function M.run_lua(code, env)
+-- nofile: the script runs with that limit on open files (ulimit -n).
+function M.run_lua(code, env, nofile)
   local jsonrpc = require "jsonrpc_websocket"
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
@@ -122,7 +123,8 @@ function M.run_lua(code, env)
     :format("./lua/?.lua;./lua/?/init.lua;", package.cpath:match("^[^;]*;")), code)
   f:close()
   local t0 = jsonrpc.now()
-  local h = io.popen(("%s timeout 20 lua5.4 %s 2>&1"):format(env and "env " .. env or "", file))
+  local h = io.popen(("%s%s timeout 20 lua5.4 %s 2>&1"):format(
+    nofile and ("ulimit -n %d && "):format(nofile) or "", env and "env " .. env or "", file))
   local out = h:read("a")
   local ok = h:close()
   os.remove(file)

@@ -267,6 +267,64 @@ describe("listen", function()
     assert.same({}, sh.listening(srv.port))
   end)
 
+  it("lets a script exit with listeners it never closed, idle or serving", function()
+    local ok, out = require("helper").run_lua([[
+      local jsonrpc = require "jsonrpc_websocket"
+      local idle = jsonrpc.listen { port = 0 }
+      local busy = jsonrpc.listen { port = 0 }
+      busy.add = function(a, b) return a + b end
+      local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(busy.port))
+      c:ws_connect()
+      print(c.add(20, 22), idle.port > 0)
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("42\ttrue\n", out)
+  end)
+
+  it("says so when the process is out of file descriptors, and recovers", function()
+    local ok, out = require("helper").run_lua([[
+      local jsonrpc = require "jsonrpc_websocket"
+      local srv = jsonrpc.listen { port = 0 }   -- loads everything first
+      srv.add = function(a, b) return a + b end
+      local url = ("ws://127.0.0.1:%d/"):format(srv.port)
+      local files = {}
+      while true do
+        local f = io.open("/dev/null")
+        if not f then break end
+        files[#files + 1] = f
+      end
+      print(select(2, pcall(jsonrpc.listen, { port = 0 })))
+      local c = jsonrpc.Server(url)
+      print(select(2, pcall(c.ws_connect, c)))
+      for _, f in ipairs(files) do f:close() end
+      local other = jsonrpc.listen { port = 0 }
+      c:ws_connect()
+      print(c.add(1, 2), other.port > 0)
+    ]], nil, 64)
+    assert.is_true(ok, out)
+    local listen_err, connect_err, after = out:match("^([^\n]*)\n([^\n]*)\n([^\n]*)\n$")
+    assert.matches("listen on 127.0.0.1:0 failed: cannot listen: Too many open files", listen_err, 1, true)
+    assert.matches("failed: Too many open files (raise ulimit -n)", connect_err, 1, true)
+    assert.equal("3\ttrue", after)
+  end)
+
+  it("serves a new listener on the port of one just closed, at once or later", function()
+    local port = srv.port
+    srv.add = function(a, b) return a + b end
+    local old = client(srv)
+    assert.equal(3, old.add(1, 2))
+    for round, pause in ipairs { 0, 0.2, 0 } do
+      srv:close()
+      if pause > 0 then jsonrpc.sleep(pause) end
+      srv = jsonrpc.listen { port = port }
+      srv.add = function(a, b) return a + b + round end
+      local c = client(srv)
+      assert.equal(3 + round, c.add(1, 2))
+      c:close()
+    end
+    assert.is_false(old.connected)
+  end)
+
   it("registers handler tables with expose, and rejects taken names", function()
     srv:expose { math = { add = function(a, b) return a + b end }, id = function(x) return x end }
     srv:register("close", function() return "remote close" end)
@@ -280,6 +338,12 @@ describe("listen", function()
   end)
 
   it("holds 1,000 concurrent connections", function()
+    local h = io.popen("ulimit -n")
+    local nofile = tonumber(h:read("a"))
+    h:close()
+    assert(not nofile or nofile > 2100,
+      "both ends in this process need over 2,100 descriptors: ulimit -n is "
+      .. tostring(nofile) .. " (make test raises it)")
     local s = jsonrpc.listen { port = 0 }
     s.add = function(a, b) return a + b end
     local clients, sum = {}, 0

@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <openssl/x509.h>
@@ -715,7 +716,12 @@ static int l_connect(lua_State *L)
 	ic.pwsi = &c->wsi;
 	lua_pushvalue(L, 3);
 	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	errno = 0;
 	if (!lws_client_connect_via_info(&ic)) {
+		/* lws reports a failed socket() as a failed lookup */
+		if (!c->failure[0] && (errno == EMFILE || errno == ENFILE))
+			snprintf(c->failure, sizeof c->failure,
+				 "%s (raise ulimit -n)", strerror(errno));
 		luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 		c->self_ref = LUA_NOREF;
 		c->wsi = NULL;

@@ -10,10 +10,19 @@
  *
  * Lifetime of struct jr_server: malloc'ed, the Lua userdata holds a
  * pointer. lws references its protocol names and retry policy until the
- * vhost is fully destroyed, which it may defer until the last session
- * has gone; we learn that from LWS_CALLBACK_PROTOCOL_DESTROY (once per
- * protocol). The struct is freed when both the userdata and the vhost are
- * gone. While the listener is open, self_ref anchors the userdata.
+ * vhost is freed, which it may defer until the last session has gone; the
+ * vhost's finalize callback tells us (PROTOCOL_DESTROY does not come for a
+ * vhost destroyed before lws initialised its protocols). The struct is
+ * freed when both the userdata and the vhost are gone. While the listener
+ * is open, self_ref anchors the userdata.
+ *
+ * lws 4.1.6 keeps a destroyed vhost in its list, listening port and all,
+ * until it is freed, and routes each new request by port: a vhost left
+ * lingering would steal the connections of a later listener that gets the
+ * same port. So close() first closes the listening socket itself (lws
+ * would only do it in a periodic check, 30 s later), which lets the
+ * vhost be freed at once when no session is left; Lua asks gone() before
+ * it lets another listener have that port.
  *
  * The authorize hook breaks the rule that callbacks never call Lua: lws
  * 4.1 cannot pause an upgrade, so the answer (101 or a real HTTP status)
@@ -25,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -43,8 +54,7 @@ typedef struct jr_server {
 	int self_ref;       /* anchors the userdata while open */
 	int ud_alive;
 	int closed;         /* close() ran: no new sessions, accepts dropped */
-	int vhost_gone;     /* lws has finished with names and policy */
-	int nprotocols, destroyed;
+	int vhost_gone;     /* lws has freed the vhost (finalize ran) */
 	int port;
 	int listen_fd;      /* the vhost's listening socket, or -1 */
 	int has_hook;       /* uservalue 2 holds the authorize function */
@@ -257,10 +267,12 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 	return 0;
 }
 
-static void jr_protocol_destroyed(jr_server *s)
+/* lws is about to free the vhost: nothing of ours is referenced after */
+static void jr_vhost_finalized(struct lws_vhost *vh, void *arg)
 {
-	if (++s->destroyed < s->nprotocols)
-		return;
+	jr_server *s = arg;
+
+	(void)vh;
 	s->vhost_gone = 1;
 	s->vh = NULL;
 	if (!s->ud_alive)
@@ -277,10 +289,6 @@ int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return jr_confirm_upgrade(wsi, jr_server_of(wsi), in);
 	case LWS_CALLBACK_ESTABLISHED:
 		return jr_accept(wsi, jr_server_of(wsi));
-	case LWS_CALLBACK_PROTOCOL_DESTROY:
-		if (jr_server_of(wsi))
-			jr_protocol_destroyed(jr_server_of(wsi));
-		return 0;
 	default:
 		return jr_callback(wsi, reason, user, in, len);
 	}
@@ -304,34 +312,50 @@ int jr_server_push_accept(lua_State *L, jr_event *e)
 }
 
 /*
- * lws 4.1 closes a destroyed vhost's listening socket only in a periodic
- * check that runs every 30 s, so the port would keep accepting (and then
- * stalling) connections after close(). We find that socket once, right
- * after creating the vhost (the one listening socket of ours on that
- * port), and on close shut it down: it stops listening at once, lws sees
- * the failed accept and closes it, which lets the vhost finish.
+ * The vhost's listening socket (see the top of this file for why close()
+ * needs it), found once, right after creating the vhost: lws has no call
+ * that gives it, but it is the one listening socket of ours on that port.
  */
+static int jr_is_listener_on(int fd, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int listening = 0;
+	socklen_t olen = sizeof listening;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) ||
+	    !listening || getsockname(fd, (struct sockaddr *)&ss, &len))
+		return 0;
+	return (ss.ss_family == AF_INET &&
+		ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) ||
+	       (ss.ss_family == AF_INET6 &&
+		ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port);
+}
+
+/* The process's open descriptors are listed in /proc/self/fd; without it
+ * (or without a descriptor to read it with), every number is tried. */
 static int jr_find_listen_fd(int port)
 {
+	DIR *dir = opendir("/proc/self/fd");
 	struct rlimit rl;
-	int fd, max = 4096;
+	int fd = -1;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536)
-		max = (int)rl.rlim_cur;
-	for (fd = max - 1; fd >= 0; fd--) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss;
-		int listening = 0;
-		socklen_t olen = sizeof listening;
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) ||
-		    !listening || getsockname(fd, (struct sockaddr *)&ss, &len))
-			continue;
-		if ((ss.ss_family == AF_INET &&
-		     ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) ||
-		    (ss.ss_family == AF_INET6 &&
-		     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port))
-			return fd;
+	if (dir) {
+		struct dirent *d;
+		while (fd < 0 && (d = readdir(dir))) {
+			int n = atoi(d->d_name);
+			if (d->d_name[0] != '.' && n != dirfd(dir) &&
+			    jr_is_listener_on(n, port))
+				fd = n;
+		}
+		closedir(dir);
+		return fd;
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur > 1 << 20)
+		rl.rlim_cur = 1 << 20;
+	for (fd = (int)rl.rlim_cur - 1; fd >= 0; fd--)
+		if (jr_is_listener_on(fd, port))
+			return fd;
 	return -1;
 }
 
@@ -391,7 +415,6 @@ static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
 		}
 	}
 	lua_pop(L, 1);
-	s->nprotocols = n;
 }
 
 static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
@@ -462,6 +485,34 @@ static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
 	return *ps;
 }
 
+/* Closes the listening socket, then destroys the vhost (lws closes any
+ * session still open). The vhost may be finalized before this returns. */
+static void jr_server_stop(jr_server *s)
+{
+	struct lws *lw = NULL;
+
+	s->closed = 1;
+	if (s->listen_fd >= 0)
+		lw = wsi_from_fd(s->loop->cx, s->listen_fd);
+	if (lw)
+		lws_close_free_wsi(lw, LWS_CLOSE_STATUS_NOSTATUS, "listener closed");
+	s->listen_fd = -1;
+	lws_vhost_destroy(s->vh);
+}
+
+/* nil, why: running out of descriptors is the one cause lws lets us tell */
+static int jr_listen_failed(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	if (err == EMFILE || err == ENFILE)
+		lua_pushfstring(L, "cannot listen: %s (raise ulimit -n)",
+				strerror(err));
+	else
+		lua_pushliteral(L, "cannot listen (address in use, or not "
+				   "an address of this host?)");
+	return 2;
+}
+
 /*
  * listen(owner, opts) -> listener | nil, why
  * opts: host, port (0: any free), path, protocols {names}, max_message_size,
@@ -475,6 +526,7 @@ static int l_listen(lua_State *L)
 	struct lws_context_creation_info vi;
 	const char *path;
 	jr_server *s;
+	int err;
 
 	luaL_checkany(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
@@ -496,18 +548,24 @@ static int l_listen(lua_State *L)
 		s->path = jr_dup(L, path);
 	jr_fill_protocols(L, s, 2);
 	jr_fill_vhost(L, s, &vi, 2);
+	vi.finalize = jr_vhost_finalized;
+	vi.finalize_arg = s;
 	s->vhost_gone = 0;
+	errno = 0;
 	s->vh = lws_create_vhost(jr_loop_context(L, loop), &vi);
+	err = errno;
 	if (!s->vh) {
-		s->vhost_gone = 1; /* NB: lws may have run PROTOCOL_DESTROY */
+		/* lws destroyed what it made: finalize has run, or will */
 		s->closed = 1;
-		lua_pushnil(L);
-		lua_pushliteral(L, "cannot listen (address in use, or not "
-				   "an address of this host?)");
-		return 2;
+		return jr_listen_failed(L, err);
 	}
 	s->port = lws_get_vhost_listen_port(s->vh);
 	s->listen_fd = jr_find_listen_fd(s->port);
+	if (s->listen_fd < 0) {
+		/* lws keeps a vhost whose socket could not be made */
+		jr_server_stop(s);
+		return jr_listen_failed(L, err);
+	}
 	lua_pushvalue(L, 3);
 	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 1;
@@ -529,16 +587,19 @@ static int l_server_close(lua_State *L)
 		return luaL_error(L, "close: not inside an authorize hook");
 	if (s->closed)
 		return 0;
-	s->closed = 1;
 	luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
 	s->self_ref = LUA_NOREF;
-	if (s->vh) {
-		lws_vhost_destroy(s->vh);
-		if (s->listen_fd >= 0)
-			shutdown(s->listen_fd, SHUT_RDWR);
-		s->listen_fd = -1;
-	}
+	if (s->vh)
+		jr_server_stop(s);
+	s->closed = 1;
 	return 0;
+}
+
+/* listener:gone(): lws has let go of the port (no vhost left on it) */
+static int l_gone(lua_State *L)
+{
+	lua_pushboolean(L, jr_check_server(L, 1)->vhost_gone);
+	return 1;
 }
 
 /* adopt(conn, owner): events of an accepted session go to owner now. */
@@ -559,12 +620,11 @@ static int l_server_gc(lua_State *L)
 	if (!s)
 		return 0;
 	*ps = NULL;
-	s->ud_alive = 0;
 	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
-	    !s->loop->in_hook) {
-		s->closed = 1;
-		lws_vhost_destroy(s->vh);
-	}
+	    !s->loop->in_hook)
+		jr_server_stop(s);
+	/* Only now: while ud_alive, finalize leaves s to us. */
+	s->ud_alive = 0;
 	if (s->vhost_gone)
 		jr_server_free(s);
 	return 0;
@@ -588,6 +648,7 @@ const luaL_Reg jr_server_functions[] = {
 
 static const luaL_Reg jr_server_methods[] = {
 	{"port", l_port},
+	{"gone", l_gone},
 	{"close", l_server_close},
 	{NULL, NULL}
 };

@@ -24,9 +24,20 @@ local M = {}
 
 local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
 local LISTENER = {}  -- private key: a srv's listener state
--- Ports our open listeners hold: libwebsockets would silently share a
--- listening socket between two vhosts on one port.
+-- Port -> core listener, for our listeners that hold a port: open ones,
+-- and closed ones libwebsockets has not let go of yet (see src/server.c).
+-- It would share one listening socket between two vhosts on a port, or
+-- hand a closing vhost the connections meant for a new one.
 local ports_in_use = {}
+
+local function port_taken(port)
+  local ud = ports_in_use[port]
+  if ud and ud:gone() then
+    ports_in_use[port] = nil
+    return false
+  end
+  return ud ~= nil
+end
 
 ---------------------------------------------------------------------------
 -- Peers: a Link per accepted connection.
@@ -177,7 +188,7 @@ function Srv:close()
     end
   end
   l.ud:close()
-  ports_in_use[l.port] = nil
+  if l.ud:gone() then ports_in_use[l.port] = nil end
   l.state = "closed"
   sched.io_ended()
   local waiters = l.run_waiters
@@ -329,6 +340,22 @@ local function check_options(opts)
   end
 end
 
+-- The core listener for l. A free port (port 0) is the kernel's choice,
+-- which may be one a closed listener of ours still holds: choose again.
+local function bind(l, host, protocols, opts)
+  for _ = 1, 10 do
+    local ud, why = core.listen(l, {
+      host = host, port = opts.port or 0, path = opts.path,
+      protocols = protocols, max_message_size = opts.max_message_size,
+      keepalive = opts.keepalive, tls = opts.tls,
+      authorize = opts.authorize and wrap_authorize(l, opts.authorize),
+    })
+    if not ud or not port_taken(ud:port()) then return ud, why end
+    ud:close()
+  end
+  return nil, "no free port"
+end
+
 --- listen(opts): a JSON-RPC websocket server on the shared loop.
 -- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
@@ -354,21 +381,16 @@ function M.listen(opts)
   }, Listener)
   l.handler_link = Link.init({ handlers = l.handlers, json = json,
     null = l.null, listeners = l.listeners })
-  if opts.port and opts.port ~= 0 and ports_in_use[opts.port] then
+  if opts.port and opts.port ~= 0 and port_taken(opts.port) then
     error(("listen on %s:%d failed: address in use (by another listener)")
       :format(host, opts.port), 2)
   end
-  local ud, why = core.listen(l, {
-    host = host, port = opts.port or 0, path = opts.path,
-    protocols = protocols, max_message_size = opts.max_message_size,
-    keepalive = opts.keepalive, tls = opts.tls,
-    authorize = opts.authorize and wrap_authorize(l, opts.authorize),
-  })
+  local ud, why = bind(l, host, protocols, opts)
   if not ud then
     error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
   end
   l.ud, l.port = ud, ud:port()
-  ports_in_use[l.port] = true
+  ports_in_use[l.port] = ud
   sched.io_started() -- ended by close
   local srv = setmetatable({ [LISTENER] = l }, srv_mt)
   l.srv = srv
