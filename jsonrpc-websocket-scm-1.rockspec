@@ -26,10 +26,10 @@ build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/server.c" },
+      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/encode.c", "src/server.c" },
       incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "src" },
       libdirs = { "$(LIBWEBSOCKETS_LIBDIR)" },
-      libraries = { "websockets", "crypto" },
+      libraries = { "websockets", "crypto", "m" },
     },
     ["jsonrpc_websocket"] = "lua/jsonrpc_websocket/init.lua",
     ["jsonrpc_websocket.batch"] = "lua/jsonrpc_websocket/batch.lua",

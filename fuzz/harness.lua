@@ -118,6 +118,7 @@ end) }))
 ---------------------------------------------------------------------------
 local accepting = {
   send = function() return 1 end, -- a message sequence number
+  send_call = function() return true end,
   close = function() return true end,
   abort = function() end,
 }
@@ -138,6 +139,7 @@ function H.begin(max_message, pending, handler_timeout_zero)
     fail("the previous connection was not cleaned up")
   end
   local conn = fuzz.new_conn(link, max_message)
+  if link.fast then conn:read_responses(true) end -- as start_connect does
   link.connect_opts.max_message_size = max_message
   link.next_id, link.expired, link.n_expired = 1, {}, 0
   link.handler_timeout = handler_timeout_zero and 0 or nil

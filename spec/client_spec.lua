@@ -135,6 +135,33 @@ describe("Server", function()
     assert.equal('tab\tquote"', s.echo('tab\tquote"')[1])
   end)
 
+  it("writes simple params exactly: whole integers, 17 digits, escapes", function()
+    local text = 'q"b\\c\n\t\1/é\127'
+    local echoed = s.echo(1, -2, math.maxinteger, math.mininteger, 9007199254740993,
+      0.5, -0.0, 1e300, 3.0, true, false, nil, text)
+    local got = s.received()
+    local params = got[#got].data:match('"params":(%b[])')
+    assert.equal('[1,-2,9223372036854775807,-9223372036854775808,9007199254740993,'
+      .. '0.5,-0,1.0000000000000001e+300,3,true,false,null,'
+      .. '"q\\"b\\\\c\\n\\t\\u0001/é\127"]', params)
+    assert.equal(text, echoed[13])
+    assert.equal(jsonrpc.null, echoed[12])
+    s:notify("log", 1, "x")
+    got = s.received()
+    assert.equal('{"jsonrpc":"2.0","method":"log","params":[1,"x"]}', got[#got].data)
+  end)
+
+  it("hands tables, and numbers JSON cannot write, to the codec", function()
+    assert.same({ { 1, 2 }, { a = "b" }, 3 }, s.echo({ 1, 2 }, { a = "b" }, 3))
+    assert.same({ a = 1 }, s.echo { a = 1 })
+    for _, bad in ipairs { math.huge, -math.huge, 0 / 0 } do
+      local ok, err = pcall(s.echo, 1, bad)
+      assert.is_false(ok)
+      assert.matches("NaN or Inf", tostring(err))
+    end
+    assert.equal(3, s.add(1, 2))
+  end)
+
   it("returns decoded results", function()
     assert.same({ x = { 1, 2 }, s = "é" }, s.echo { x = { 1, 2 }, s = "é" })
   end)

@@ -53,6 +53,14 @@ describe("a hostile or buggy peer", function()
       "received a response with unknown id 987654")
   end)
 
+  it("an answer to a waiting call whose result is not JSON", function()
+    local id = tonumber(s.raw_request():match('"id":(%d+)')) + 1 -- the next call's
+    local bad = ('{"jsonrpc":"2.0","result":[tru],"id":%d}'):format(id)
+    assert.equal(7, s.send_raw_then_answer(bad, 7)) -- the real answer follows
+    assert.matches("received a message that is not JSON", reported[1], 1, true)
+    assert.equal(3, s.add(1, 2))
+  end)
+
   it("a duplicate response", function()
     s.reply_with_id(1, "dup") -- id 1 was answered already
     jsonrpc.sleep(0.02)

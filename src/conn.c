@@ -39,6 +39,7 @@ struct jr_conn {
 	int ud_alive;
 	int established;
 	int closed_queued;
+	int reads_responses; /* pop() may read simple responses (loop.c) */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -732,17 +733,10 @@ static int l_connect(lua_State *L)
 	return 1;
 }
 
-/* conn:send(data [, first_id [, count]]) -> true | false, why, kind
- * kind is "not_open" or "too_large" (over max_message_size: not sent).
- * first_id, count: the request ids the message carries; the closed event
- * lists those that never left (safe to send again). */
-static int l_send(lua_State *L)
+/* Pushes false, why, kind and returns 3 when c cannot send a message of
+ * len bytes; returns 0 when it can. */
+static int jr_refuse(lua_State *L, jr_conn *c, size_t len)
 {
-	jr_conn *c = jr_check_conn(L, 1);
-	size_t len;
-	const char *data = luaL_checklstring(L, 2, &len);
-	struct jr_out *o;
-
 	if (!c->wsi || !c->established || c->want_close) {
 		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "connection is not open");
@@ -757,19 +751,99 @@ static int l_send(lua_State *L)
 		lua_pushliteral(L, "too_large");
 		return 3;
 	}
-	if (!(o = malloc(sizeof *o + LWS_PRE + len)))
-		return luaL_error(L, "jsonrpc_websocket: out of memory");
+	return 0;
+}
+
+/* A message of up to cap bytes, to be filled at o->buf + LWS_PRE. */
+static struct jr_out *jr_out_new(lua_State *L, size_t cap,
+				 lua_Integer first_id, lua_Integer ids)
+{
+	struct jr_out *o = malloc(sizeof *o + LWS_PRE + cap);
+
+	if (!o)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
 	o->next = NULL;
-	o->len = len;
+	o->len = cap;
 	o->off = 0;
-	o->first_id = luaL_optinteger(L, 3, 0);
-	o->ids = luaL_optinteger(L, 4, o->first_id ? 1 : 0);
-	memcpy(o->buf + LWS_PRE, data, len);
+	o->first_id = first_id;
+	o->ids = ids;
+	return o;
+}
+
+static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
+{
 	*c->out_tail = o;
 	c->out_tail = &o->next;
 	lws_callback_on_writable(c->wsi);
 	lua_pushboolean(L, 1);
 	return 1;
+}
+
+/* conn:send(data [, first_id [, count]]) -> true | false, why, kind
+ * kind is "not_open" or "too_large" (over max_message_size: not sent).
+ * first_id, count: the request ids the message carries; the closed event
+ * lists those that never left (safe to send again). */
+static int l_send(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	lua_Integer first_id = luaL_optinteger(L, 3, 0);
+	struct jr_out *o;
+
+	if (jr_refuse(L, c, len))
+		return 3;
+	o = jr_out_new(L, len, first_id, luaL_optinteger(L, 4, first_id ? 1 : 0));
+	memcpy(o->buf + LWS_PRE, data, len);
+	return jr_queue(L, c, o);
+}
+
+#define JR_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+/*
+ * conn:send_call(prefix, id, n, ...) -> true | false, why, kind | nothing
+ * The request for prefix (the message up to the method name, see
+ * codec.method_prefix) with id, or with id nil the notification, whose
+ * params are the n values that follow, positional. Written here when
+ * every value is simple (encode.c); returns nothing when one is not, and
+ * the Lua codec does it.
+ */
+static int l_send_call(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	size_t plen, cap;
+	const char *prefix = luaL_checklstring(L, 2, &plen);
+	int has_id = !lua_isnoneornil(L, 3);
+	lua_Integer id = has_id ? luaL_checkinteger(L, 3) : 0;
+	int n = (int)luaL_checkinteger(L, 4);
+	size_t params = n ? jr_simple_array_size(L, 5, n) : 0;
+	struct jr_out *o;
+	char *start, *p;
+
+	if (n && !params)
+		return 0;
+	if (jr_refuse(L, c, 0))
+		return 3;
+	cap = plen + params + 40; /* ,"params": ,"id": digits } */
+	o = jr_out_new(L, cap, id, has_id);
+	p = start = (char *)o->buf + LWS_PRE;
+	memcpy(p, prefix, plen);
+	p += plen;
+	if (n) {
+		p = JR_LITERAL(p, ",\"params\":");
+		p = jr_write_simple_array(L, 5, n, p);
+	}
+	if (has_id) {
+		p = JR_LITERAL(p, ",\"id\":");
+		p = jr_write_integer(p, id);
+	}
+	*p++ = '}';
+	o->len = (size_t)(p - start);
+	if (jr_refuse(L, c, o->len)) {
+		free(o);
+		return 3;
+	}
+	return jr_queue(L, c, o);
 }
 
 /* conn:close([code [, reason]]): a polite close once queued data is out;
@@ -803,6 +877,19 @@ static int l_abort(lua_State *L)
 	if (c->wsi)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	return 0;
+}
+
+/* conn:read_responses(on): pop() may hand simple responses over already
+ * read, as "response" events (Lua sets it when the codec is ours). */
+static int l_read_responses(lua_State *L)
+{
+	jr_check_conn(L, 1)->reads_responses = lua_toboolean(L, 2);
+	return 0;
+}
+
+int jr_conn_reads_responses(const jr_conn *c)
+{
+	return c->reads_responses;
 }
 
 static int l_subprotocol(lua_State *L)
@@ -853,9 +940,11 @@ const luaL_Reg jr_conn_functions[] = {
 
 static const luaL_Reg jr_conn_methods[] = {
 	{"send", l_send},
+	{"send_call", l_send_call},
 	{"close", l_close},
 	{"abort", l_abort},
 	{"subprotocol", l_subprotocol},
+	{"read_responses", l_read_responses},
 	{NULL, NULL}
 };
 

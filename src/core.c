@@ -13,6 +13,7 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 	luaL_setfuncs(L, jr_loop_functions, 0);
 	luaL_setfuncs(L, jr_conn_functions, 0);
 	luaL_setfuncs(L, jr_scan_functions, 0);
+	luaL_setfuncs(L, jr_encode_functions, 0);
 	luaL_setfuncs(L, jr_server_functions, 0);
 	return 1;
 }

@@ -12,6 +12,8 @@
  *   server.c listening vhosts, accepted sessions (they are jr_conns too),
  *            the authorize hook.
  *   scan.c   raw JSON scanning: exact ids, batch elements.
+ *   encode.c JSON writing of simple params (numbers, strings, ...) for
+ *            the common call, straight into the send buffer.
  *   core.c   luaopen_jsonrpc_websocket_core.
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
@@ -101,6 +103,7 @@ extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
+int jr_conn_reads_responses(const jr_conn *c);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
@@ -110,7 +113,14 @@ int jr_server_push_accept(lua_State *L, jr_event *e);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
 
+/* encode.c */
+char *jr_write_integer(char *p, lua_Integer v);
+size_t jr_simple_array_size(lua_State *L, int first, int n);
+char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
+extern const luaL_Reg jr_encode_functions[];
+
 /* scan.c */
+int jr_push_response(lua_State *L, const char *text, size_t len);
 extern const luaL_Reg jr_scan_functions[];
 
 #endif

@@ -161,18 +161,31 @@ static int l_step(lua_State *L)
 	return 1;
 }
 
-static void jr_push_message(lua_State *L, jr_event *e)
+/* A message, or the response it is when it is a simple one (scan.c):
+ * read here, it never becomes a Lua string. Returns how many pushed. */
+static int jr_push_message(lua_State *L, jr_event *e)
 {
+	int n;
+
 	jr_conn_push_owner(L, e->conn);
+	if (jr_conn_reads_responses(e->conn)) {
+		lua_pushliteral(L, "response");
+		if ((n = jr_push_response(L, e->data, e->len)))
+			return 2 + n;
+		lua_pop(L, 1);
+	}
 	lua_pushliteral(L, "message");
 	lua_pushlstring(L, e->data, e->len);
 	lua_pushboolean(L, e->binary);
+	return 4;
 }
 
 /*
  * pop() -> owner, kind, ...  or nothing when the queue is empty.
  *   owner, "open"
  *   owner, "message", data, is_binary
+ *   owner, "response", id, result [, true: result is JSON text to decode]
+ *          (only for conns that read_responses: see scan.c)
  *   owner, "closed", code, reason, failure, http_status, was_open,
  *          closed_here, written
  * `owner` is the Lua value given to connect().
@@ -195,8 +208,7 @@ static int l_pop(lua_State *L)
 		n = 2;
 		break;
 	case JR_EV_MESSAGE:
-		jr_push_message(L, e);
-		n = 4;
+		n = jr_push_message(L, e);
 		break;
 	case JR_EV_CLOSED:
 		n = jr_conn_push_closed(L, e->conn);

@@ -175,17 +175,16 @@ static int push_simple(lua_State *L, const char *v, const char *end)
 }
 
 /*
- * json_response(text) -> id, value, needs_decode  |  nothing
+ * Pushes id, value [, true] and returns how many; or pushes nothing and
+ * returns 0. (Lua: json_response(text); loop.c: "response" events.)
  * The fast path for the common message: {"jsonrpc":"2.0","id":<int>,
  * "result":...} with no "error" and no "method". The value is pushed
  * ready (integer, plain string, boolean, nil) or, with needs_decode true,
  * as the raw JSON text of the result for the codec. Anything else returns
  * nothing and goes the general way.
  */
-static int l_json_response(lua_State *L)
+int jr_push_response(lua_State *L, const char *text, size_t len)
 {
-	size_t len;
-	const char *text = luaL_checklstring(L, 1, &len);
 	const char *end = text + len, *p = skip_ws(text, end);
 	const char *id = NULL, *id_end = NULL, *res = NULL, *res_end = NULL;
 
@@ -225,6 +224,13 @@ static int l_json_response(lua_State *L)
 	lua_pushlstring(L, res, (size_t)(res_end - res));
 	lua_pushboolean(L, 1);
 	return 3;
+}
+
+static int l_json_response(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	return jr_push_response(L, text, len);
 }
 
 const luaL_Reg jr_scan_functions[] = {

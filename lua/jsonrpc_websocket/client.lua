@@ -13,7 +13,6 @@ local TransportError = errors.TransportError
 local type, rawget, rawset, setmetatable, error, pcall =
   type, rawget, rawset, setmetatable, error, pcall
 local waiter, wait, timer, cancel = sched.waiter, sched.wait, sched.timer, sched.cancel
-local params_from_args = codec.params_from_args
 local raise = Link.raise
 
 local M = {}
@@ -50,8 +49,7 @@ proxy_mt.__call = function(p, ...)
     prefix = link:prefix_for(p[NAME])
     rawset(p, PREFIX, prefix)
   end
-  return link:request(prefix, params_from_args(link.json, link.null, ...),
-    p[NAME], link.timeout)
+  return link:request_args(prefix, p[NAME], link.timeout, ...)
 end
 
 -- server.ns.method = fn registers a handler for "ns.method".
@@ -129,7 +127,7 @@ end
 function Server:notify(method, ...)
   local link = link_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
-  link:notify(link:prefix_for(method), params_from_args(link.json, link.null, ...), method)
+  link:notify_args(link:prefix_for(method), method, ...)
 end
 
 --- batch(fn [, opts]): fn(b) adds calls (b.add(1, 2), b:call(...),
@@ -167,13 +165,21 @@ function Server:on(event, fn)
   table.insert(listeners[event], fn)
 end
 
-server_mt.__index = function(self, key)
-  local method = Server[key]
-  if method then return method end
-  local link = rawget(self, LINK)
-  if key == "connected" then return link.state == "open" end
-  if type(key) ~= "string" then return nil end
-  return proxy(link, key)
+-- What `server[key]` reads: a method, `connected`, or the proxy for the
+-- remote method `key`. Methods and proxies are remembered in `known`, the
+-- server's __index table, so reading them again costs one table lookup
+-- and no function call (a proxy call reads its name every time).
+local function reader(link)
+  return function(known, key)
+    if key == "connected" then return link.state == "open" end
+    local value = Server[key]
+    if value == nil then
+      if type(key) ~= "string" then return nil end
+      value = proxy(link, key)
+    end
+    known[key] = value
+    return value
+  end
 end
 
 -- server.method = fn registers a handler; top-level names that are taken
@@ -210,7 +216,10 @@ function M.Server(url, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'Server' (table expected)", 2)
   end
-  return setmetatable({ [LINK] = Link.new(url, opts or {}) }, server_mt)
+  local link = Link.new(url, opts or {})
+  local mt = { __index = setmetatable({}, { __index = reader(link) }) }
+  for k, v in pairs(server_mt) do mt[k] = v end -- one metatable per server
+  return setmetatable({ [LINK] = link }, mt)
 end
 
 -- For listen.lua: a server's peers are links too, with these methods.

@@ -6,6 +6,7 @@
 -- @module jsonrpc_websocket.codec
 
 local cjson = require "cjson"
+local simple_params = require("jsonrpc_websocket.core").simple_params
 
 local type, next, select, pairs = type, next, select, pairs
 local math_type = math.type
@@ -85,6 +86,10 @@ end
 function M.params_from_args(json, null, ...)
   local n = select("#", ...)
   if n == 0 then return nil end
+  if defaults[json] then -- numbers, strings, ...: written in C (src/encode.c)
+    local text = simple_params(...)
+    if text then return text end
+  end
   local first = ...
   if n == 1 and type(first) == "table" and getmetatable(first) == nil
     and is_record(first) then

@@ -79,7 +79,8 @@ local function next_timer()
   return heap[1]
 end
 
--- Runs the timers that are due; returns the next one still waiting.
+-- Runs the timers that are due; returns the next one still waiting, and
+-- the time it went by.
 local function fire_timers()
   local t = next_timer()
   if not t then return nil end
@@ -91,7 +92,7 @@ local function fire_timers()
     fn(t[3], t[4])
     t = next_timer()
   end
-  return t
+  return t, at
 end
 
 --- Error hook for failures that have no caller to raise into.
@@ -108,8 +109,9 @@ end
 local running_runs = 0 -- run() calls in progress
 local run_error        -- first error of a task while run() drives
 
+-- A task stopped other than by waiting again (run_ready checks that
+-- common case itself): it finished, failed, or yielded bare.
 local function task_done(co, ok, err)
-  if ok and err == WAIT then return end -- the common case: it waits again
   if co_status(co) == "dead" then
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
@@ -130,7 +132,8 @@ local function run_ready()
     local co, a, b = ready_co[i], ready_a[i], ready_b[i]
     ready_co[i], ready_a[i], ready_b[i] = nil, nil, nil
     ready_head = i + 1
-    task_done(co, co_resume(co, a, b))
+    local ok, err = co_resume(co, a, b)
+    if not (ok and err == WAIT) then task_done(co, ok, err) end
   end
 end
 
@@ -145,11 +148,16 @@ function M.wake(waiter, a, b)
   end
 end
 
---- The waiter for the running code: its coroutine if it is our task.
-function M.waiter()
-  local co, main = co_running()
+--- The waiter for coroutine `co` (`main`: it is the main one), as
+-- coroutine.running() gives them: `co` if it is our task, else a box.
+function M.task_waiter(co, main)
   if not main and tasks[co] then return co end
   return {}
+end
+
+--- The waiter for the running code: its coroutine if it is our task.
+function M.waiter()
+  return M.task_waiter(co_running())
 end
 
 local function dispatch_events()
@@ -169,15 +177,15 @@ end
 -- no connection.
 local function turn(finished, arg)
   run_ready()
-  local t = fire_timers()
+  local t, at = fire_timers()
   if ready_head <= ready_tail then
     run_ready()
-    t = next_timer()
+    t, at = next_timer(), nil
   end
   if finished(arg) then return true end
   local ms = -1
   if t then
-    ms = floor((t[1] - now()) * 1000 + 1)
+    ms = floor((t[1] - (at or now())) * 1000 + 1)
     if ms < 0 then ms = 0 end
   elseif io_count == 0 then
     return false

@@ -1,0 +1,197 @@
+/*
+ * JSON writing for the common call: positional params that are all nil,
+ * booleans, finite numbers or strings, written straight into the send
+ * buffer. Tables, and anything else, go through the Lua codec instead
+ * (lua/jsonrpc_websocket/codec.lua); so does everything when the user
+ * gave a codec of their own.
+ *
+ * Differences from Debian's lua-cjson, all towards exactness: integers are
+ * written whole (cjson writes "%.14g"), other floats with 17 significant
+ * digits so they read back the same; "/" is not escaped. Bytes >= 0x80
+ * pass through as they are, as cjson passes them.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "jrws.h"
+
+#define JR_NUMBER_MAX 32 /* "%.17g" of a double, or a 64-bit integer */
+
+/* How JSON writes byte ch inside a string: 0 as it is, else the letter
+ * after the backslash ('u': \u00XX). */
+static char jr_escape(unsigned char ch)
+{
+	static const char short_forms[32] = {
+		['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r',
+	};
+
+	if (ch >= 0x20)
+		return ch == '"' || ch == '\\' ? (char)ch : 0;
+	return short_forms[ch] ? short_forms[ch] : 'u';
+}
+
+static size_t jr_string_size(const char *s, size_t len)
+{
+	size_t n = len + 2, i;
+
+	for (i = 0; i < len; i++) {
+		char e = jr_escape((unsigned char)s[i]);
+		if (e)
+			n += e == 'u' ? 5 : 1;
+	}
+	return n;
+}
+
+static char *jr_write_string(char *p, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	*p++ = '"';
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char e = jr_escape(ch);
+		if (!e) {
+			*p++ = (char)ch;
+			continue;
+		}
+		*p++ = '\\';
+		*p++ = e;
+		if (e == 'u') {
+			*p++ = '0';
+			*p++ = '0';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+/* Decimal digits of an integer, without printf. */
+char *jr_write_integer(char *p, lua_Integer v)
+{
+	char digits[24];
+	int n = 0;
+	lua_Unsigned u = (lua_Unsigned)v;
+
+	if (v < 0) {
+		*p++ = '-';
+		u = 0u - u; /* exact for LUA_MININTEGER too */
+	}
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (n)
+		*p++ = digits[--n];
+	return p;
+}
+
+/* A float that is a whole number below 2^53 is written as an integer:
+ * the common case, and no printf. */
+static char *jr_write_float(char *p, lua_Number x)
+{
+	if (x == floor(x) && fabs(x) < 9007199254740992.0 && !(x == 0 && signbit(x)))
+		return jr_write_integer(p, (lua_Integer)x);
+	return p + snprintf(p, JR_NUMBER_MAX, "%.17g", (double)x);
+}
+
+/* Bytes needed for the value at idx, or 0 when it is not simple. */
+static size_t jr_value_size(lua_State *L, int idx)
+{
+	size_t len;
+	const char *s;
+
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+	case LUA_TBOOLEAN:
+		return 5; /* null, true, false */
+	case LUA_TNUMBER:
+		if (!lua_isinteger(L, idx) && !isfinite(lua_tonumber(L, idx)))
+			return 0; /* the codec says what is wrong with it */
+		return JR_NUMBER_MAX;
+	case LUA_TSTRING:
+		s = lua_tolstring(L, idx, &len);
+		return jr_string_size(s, len);
+	default:
+		return 0;
+	}
+}
+
+static char *jr_write_value(lua_State *L, int idx, char *p)
+{
+	size_t len;
+	const char *s;
+
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		memcpy(p, "null", 4);
+		return p + 4;
+	case LUA_TBOOLEAN:
+		if (lua_toboolean(L, idx)) {
+			memcpy(p, "true", 4);
+			return p + 4;
+		}
+		memcpy(p, "false", 5);
+		return p + 5;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return jr_write_integer(p, lua_tointeger(L, idx));
+		return jr_write_float(p, lua_tonumber(L, idx));
+	default:
+		s = lua_tolstring(L, idx, &len);
+		return jr_write_string(p, s, len);
+	}
+}
+
+size_t jr_simple_array_size(lua_State *L, int first, int n)
+{
+	size_t total = 2 + (n > 0 ? (size_t)(n - 1) : 0); /* [ , ] */
+	int i;
+
+	for (i = 0; i < n; i++) {
+		size_t size = jr_value_size(L, first + i);
+		if (!size)
+			return 0;
+		total += size;
+	}
+	return total;
+}
+
+char *jr_write_simple_array(lua_State *L, int first, int n, char *p)
+{
+	int i;
+
+	*p++ = '[';
+	for (i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		p = jr_write_value(L, first + i, p);
+	}
+	*p++ = ']';
+	return p;
+}
+
+/* simple_params(...) -> the JSON array of its arguments | nothing when one
+ * is not simple (the codec's work, then). */
+static int l_simple_params(lua_State *L)
+{
+	int n = lua_gettop(L);
+	size_t cap = jr_simple_array_size(L, 1, n);
+	luaL_Buffer b;
+	char *p, *start;
+
+	if (!cap)
+		return 0;
+	start = luaL_buffinitsize(L, &b, cap);
+	p = jr_write_simple_array(L, 1, n, start);
+	luaL_pushresultsize(&b, (size_t)(p - start));
+	return 1;
+}
+
+const luaL_Reg jr_encode_functions[] = {
+	{"simple_params", l_simple_params},
+	{NULL, NULL}
+};
