@@ -23,6 +23,7 @@ local waiter, wait, wake, timer, cancel, now =
 local request_message, notification_message = codec.request, codec.notification
 local params_from_args, select = codec.params_from_args, select
 local co_running, task_waiter = coroutine.running, sched.task_waiter
+local resume_now = sched.resume_now
 local co_yield, WAIT = coroutine.yield, sched.WAIT
 
 local Link = {}
@@ -65,7 +66,9 @@ end
 ---------------------------------------------------------------------------
 
 --- Forgets call `id` and hands (ok, value) to whoever waits for it.
-function Link:resolve(id, ok, value)
+-- `at_once`: a task waiting for it runs now rather than on the next turn
+-- (sched.resume_now says when that is allowed).
+function Link:resolve(id, ok, value, at_once)
   local w = self.pending[id]
   if not w then return end
   self.pending[id], self.deadlines[id] = nil, nil
@@ -76,6 +79,7 @@ function Link:resolve(id, ok, value)
   end
   if self.max_in_flight then self:slot_freed() end
   if type(w) == "table" and w.deliver then return w:deliver(id, ok, value) end
+  if at_once then return resume_now(w, ok, value) end
   wake(w, ok, value)
 end
 
@@ -437,7 +441,7 @@ function Link:response(id, value, needs_decode)
     end
     value = decoded
   end
-  if self.pending[id] then return self:resolve(id, true, value) end
+  if self.pending[id] then return self:resolve(id, true, value, true) end
   self:settle({ jsonrpc = "2.0", id = id, result = value })
 end
 

@@ -148,6 +148,18 @@ function M.wake(waiter, a, b)
   end
 end
 
+--- wake(waiter, a, b), but a task runs at once, right here, when the
+-- caller is not a task itself: an event handler that the loop runs. Its
+-- answer then reaches it without a trip through the ready queue. (From a
+-- task, it is queued: tasks never resume one another.)
+function M.resume_now(waiter, a, b)
+  if type(waiter) ~= "thread" then return M.wake(waiter, a, b) end
+  local running, main = co_running()
+  if not main and tasks[running] then return M.wake(waiter, a, b) end
+  local ok, err = co_resume(waiter, a, b)
+  if not (ok and err == WAIT) then task_done(waiter, ok, err) end
+end
+
 --- The waiter for coroutine `co` (`main`: it is the main one), as
 -- coroutine.running() gives them: `co` if it is our task, else a box.
 function M.task_waiter(co, main)
