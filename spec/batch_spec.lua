@@ -41,6 +41,28 @@ describe("batch", function()
     assert.same({ { result = "a" }, { result = "b" }, { result = "c" } }, results)
   end)
 
+  it("matches answers by id in a batch answer in reverse order", function()
+    assert.is_true(s.reverse_batches())
+    local function run(with_error)
+      return s:batch(function(b)
+        b.add(1, 2)
+        b.echo { a = 1 } -- an object: decoded
+        b.null_result()
+        b.echo("x")
+        if with_error then b.nope() end
+      end)
+    end
+    for _, with_error in ipairs { false, true } do -- all plain answers, or not
+      local results = run(with_error)
+      assert.same({ result = 3 }, results[1])
+      assert.same({ result = { a = 1 } }, results[2])
+      assert.same({}, results[3]) -- a null result
+      assert.same({ result = { "x" } }, results[4])
+      if with_error then assert.equal(-32601, results[5].error.code) end
+    end
+    assert.equal(3, s.add(1, 2))
+  end)
+
   it("returns an empty table for only notifications, or nothing at all", function()
     assert.same({}, s:batch(function(b) b:notify("x") b:notify("y", 1) end))
     assert.same({}, s:batch(function() end))

@@ -293,6 +293,12 @@ async def rpc_power(ctx, base, exp):
     return int(base) ** int(exp)
 
 
+async def rpc_reverse_batches(ctx):
+    """From now on, answer every batch with its answers in reverse order."""
+    ctx.conn.reverse_batches = True
+    return True
+
+
 async def rpc_refuse_batches(ctx):
     """From now on, answer every batch with one error object (id null)."""
     ctx.conn.refuse_batches = True
@@ -348,6 +354,7 @@ class Connection:
         self.waiters = {}  # id_key -> Future for call_client
         self.next_id = FIRST_PEER_ID
         self.refuse_batches = False  # answer batches with one error object
+        self.reverse_batches = False  # answer batches last answer first
 
     async def serve(self):
         try:
@@ -392,6 +399,8 @@ class Connection:
             return
         answers = await asyncio.gather(*(self.process(text, index, i) for i in items))
         bodies = [answer.body(request_id) for answer, request_id in filter(None, answers)]
+        if self.reverse_batches:
+            bodies.reverse()
         if bodies:
             await self.send_json(bodies)
 

@@ -121,6 +121,7 @@ extern const luaL_Reg jr_encode_functions[];
 
 /* scan.c */
 int jr_push_response(lua_State *L, const char *text, size_t len);
+int jr_push_responses(lua_State *L, const char *text, size_t len);
 extern const luaL_Reg jr_scan_functions[];
 
 #endif

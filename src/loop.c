@@ -173,6 +173,10 @@ static int jr_push_message(lua_State *L, jr_event *e)
 		if ((n = jr_push_response(L, e->data, e->len)))
 			return 2 + n;
 		lua_pop(L, 1);
+		lua_pushliteral(L, "responses");
+		if ((n = jr_push_responses(L, e->data, e->len)))
+			return 2 + n;
+		lua_pop(L, 1);
 	}
 	lua_pushliteral(L, "message");
 	lua_pushlstring(L, e->data, e->len);
@@ -185,7 +189,8 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "open"
  *   owner, "message", data, is_binary
  *   owner, "response", id, result [, true: result is JSON text to decode]
- *          (only for conns that read_responses: see scan.c)
+ *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
+ *          (these two only for conns that read_responses: see scan.c)
  *   owner, "closed", code, reason, failure, http_status, was_open,
  *          closed_here, written
  * `owner` is the Lua value given to connect().

@@ -226,6 +226,44 @@ int jr_push_response(lua_State *L, const char *text, size_t len)
 	return 3;
 }
 
+/*
+ * For a batch answer whose every element is such a response: pushes a
+ * table {id1, value1, needs_decode1, id2, ...} (holes where a value is
+ * null or needs_decode is false) and the count, and returns 2; else
+ * pushes nothing and returns 0.
+ */
+int jr_push_responses(lua_State *L, const char *text, size_t len)
+{
+	const char *end = text + len, *p = skip_ws(text, end);
+	int top = lua_gettop(L), n = 0, pushed, k;
+
+	if (p >= end || *p != '[')
+		return 0;
+	lua_newtable(L);
+	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
+		const char *v = p;
+		if (!(p = skip_value(v, end)) || p == v ||
+		    !(pushed = jr_push_response(L, v, (size_t)(p - v)))) {
+			lua_settop(L, top);
+			return 0;
+		}
+		for (k = 3; k > pushed; k--)
+			lua_pushnil(L);
+		for (k = 3; k >= 1; k--)
+			lua_rawseti(L, top + 1, 3 * n + k);
+		n++;
+		p = skip_ws(p, end);
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+	}
+	if (!n || p >= end || skip_ws(p + 1, end) != end) {
+		lua_settop(L, top);
+		return 0;
+	}
+	lua_pushinteger(L, n);
+	return 2;
+}
+
 static int l_json_response(lua_State *L)
 {
 	size_t len;

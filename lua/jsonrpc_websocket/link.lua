@@ -445,6 +445,11 @@ function Link:response(id, value, needs_decode)
   self:settle({ jsonrpc = "2.0", id = id, result = value })
 end
 
+--- Core event: a batch answer of such responses, `n` triples in `list`.
+function Link:responses(list, n)
+  for i = 1, 3 * n, 3 do self:response(list[i], list[i + 1], list[i + 2]) end
+end
+
 local function close_cause(self, code, reason, failure, status, closed_here)
   if status and status ~= 0 and status ~= 101 then
     return ("handshake rejected: HTTP %d"):format(status)
