@@ -798,8 +798,6 @@ static int l_send(lua_State *L)
 	return jr_queue(L, c, o);
 }
 
-#define JR_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
-
 /*
  * conn:send_call(prefix, id, n, ...) -> true | false, why, kind | nothing
  * The request for prefix (the message up to the method name, see
@@ -829,15 +827,9 @@ static int l_send_call(lua_State *L)
 	p = start = (char *)o->buf + LWS_PRE;
 	memcpy(p, prefix, plen);
 	p += plen;
-	if (n) {
-		p = JR_LITERAL(p, ",\"params\":");
-		p = jr_write_simple_array(L, 5, n, p);
-	}
-	if (has_id) {
-		p = JR_LITERAL(p, ",\"id\":");
-		p = jr_write_integer(p, id);
-	}
-	*p++ = '}';
+	if (n)
+		p = jr_write_simple_array(L, 5, n, jr_write_params_key(p));
+	p = jr_write_message_end(p, has_id, id);
 	o->len = (size_t)(p - start);
 	if (jr_refuse(L, c, o->len)) {
 		free(o);

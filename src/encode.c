@@ -174,6 +174,24 @@ char *jr_write_simple_array(lua_State *L, int first, int n, char *p)
 	return p;
 }
 
+/* The parts of a message after its prefix (see codec.method_prefix):
+ * the params member's key, and the id member (if any) with the end. */
+char *jr_write_params_key(char *p)
+{
+	memcpy(p, ",\"params\":", 10);
+	return p + 10;
+}
+
+char *jr_write_message_end(char *p, int has_id, lua_Integer id)
+{
+	if (has_id) {
+		memcpy(p, ",\"id\":", 6);
+		p = jr_write_integer(p + 6, id);
+	}
+	*p++ = '}';
+	return p;
+}
+
 /* simple_params(...) -> the JSON array of its arguments | nothing when one
  * is not simple (the codec's work, then). */
 static int l_simple_params(lua_State *L)
@@ -191,7 +209,33 @@ static int l_simple_params(lua_State *L)
 	return 1;
 }
 
+/* message_text(prefix, params, id) -> prefix, then ,"params":params
+ * unless params is nil, then ,"id":id unless id is nil, then }: a request
+ * or notification (see codec.lua), the id written without printf. */
+static int l_message_text(lua_State *L)
+{
+	size_t plen, jlen = 0;
+	const char *prefix = luaL_checklstring(L, 1, &plen);
+	const char *params = luaL_optlstring(L, 2, NULL, &jlen);
+	int has_id = !lua_isnoneornil(L, 3);
+	lua_Integer id = has_id ? luaL_checkinteger(L, 3) : 0;
+	luaL_Buffer b;
+	char *start = luaL_buffinitsize(L, &b, plen + jlen + 40), *p = start;
+
+	memcpy(p, prefix, plen);
+	p += plen;
+	if (params) {
+		p = jr_write_params_key(p);
+		memcpy(p, params, jlen);
+		p += jlen;
+	}
+	p = jr_write_message_end(p, has_id, id);
+	luaL_pushresultsize(&b, (size_t)(p - start));
+	return 1;
+}
+
 const luaL_Reg jr_encode_functions[] = {
+	{"message_text", l_message_text},
 	{"simple_params", l_simple_params},
 	{NULL, NULL}
 };

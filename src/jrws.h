@@ -115,6 +115,8 @@ extern const luaL_Reg jr_server_functions[];
 
 /* encode.c */
 char *jr_write_integer(char *p, lua_Integer v);
+char *jr_write_params_key(char *p);
+char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];

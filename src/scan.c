@@ -235,11 +235,13 @@ int jr_push_response(lua_State *L, const char *text, size_t len)
 int jr_push_responses(lua_State *L, const char *text, size_t len)
 {
 	const char *end = text + len, *p = skip_ws(text, end);
-	int top = lua_gettop(L), n = 0, pushed, k;
+	int top = lua_gettop(L), list = top + 1, n = 0, pushed, k;
 
 	if (p >= end || *p != '[')
 		return 0;
-	lua_newtable(L);
+	/* room for as many answers as the text could hold (the shortest,
+	 * {"id":1,"result":1}, takes 20 bytes), within reason */
+	lua_createtable(L, 3 * (int)(len / 20 < 1024 ? len / 20 + 1 : 1024), 0);
 	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
 		const char *v = p;
 		if (!(p = skip_value(v, end)) || p == v ||
@@ -247,10 +249,11 @@ int jr_push_responses(lua_State *L, const char *text, size_t len)
 			lua_settop(L, top);
 			return 0;
 		}
-		for (k = 3; k > pushed; k--)
-			lua_pushnil(L);
-		for (k = 3; k >= 1; k--)
-			lua_rawseti(L, top + 1, 3 * n + k);
+		for (k = 1; k <= pushed; k++) { /* in order: the array part grows */
+			lua_pushvalue(L, list + k);
+			lua_rawseti(L, list, 3 * n + k);
+		}
+		lua_settop(L, list);
 		n++;
 		p = skip_ws(p, end);
 		if (p < end && *p == ',')

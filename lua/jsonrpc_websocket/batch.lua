@@ -12,7 +12,8 @@ local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 
 local TimeoutError = errors.TimeoutError
-local type, setmetatable, error, concat = type, setmetatable, error, table.concat
+local type, setmetatable, rawset, error, concat =
+  type, setmetatable, rawset, error, table.concat
 local params_from_args = codec.params_from_args
 
 local M = {}
@@ -65,11 +66,16 @@ function Builder.notify(b, name, ...)
   add(b, name, params_from_args(link.json, link.null, ...), true)
 end
 
+-- b.key: a builder method, or the proxy for remote method `key`; kept in
+-- b itself, so that adding the same method again reads a plain field.
 builder_mt.__index = function(b, key)
-  local f = Builder[key]
-  if f then return f end
-  if type(key) ~= "string" then return nil end
-  return method(b, key)
+  local value = Builder[key]
+  if value == nil then
+    if type(key) ~= "string" then return nil end
+    value = method(b, key)
+  end
+  rawset(b, key, value)
+  return value
 end
 
 ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 -- @module jsonrpc_websocket.codec
 
 local cjson = require "cjson"
-local simple_params = require("jsonrpc_websocket.core").simple_params
+local core = require "jsonrpc_websocket.core"
+local simple_params, message_text = core.simple_params, core.message_text
 
 local type, next, select, pairs = type, next, select, pairs
 local math_type = math.type
@@ -127,18 +128,11 @@ function M.method_prefix(json, method)
   return '{"jsonrpc":"2.0","method":' .. json.encode(method)
 end
 
---- A whole request message.
-function M.request(prefix, params, id)
-  if params then
-    return prefix .. ',"params":' .. params .. ',"id":' .. id .. "}"
-  end
-  return prefix .. ',"id":' .. id .. "}"
-end
+--- request(prefix, params, id): a whole request message (params: JSON
+-- text, or nil for none). Built in C: src/encode.c.
+M.request = core.message_text
 
 --- A whole notification message.
-function M.notification(prefix, params)
-  if params then return prefix .. ',"params":' .. params .. "}" end
-  return prefix .. "}"
-end
+function M.notification(prefix, params) return message_text(prefix, params) end
 
 return M
