@@ -11,7 +11,8 @@
  *            close; the lws callback for them.
  *   server.c listening vhosts, accepted sessions (they are jr_conns too),
  *            the authorize hook.
- *   scan.c   raw JSON scanning: exact ids, batch elements.
+ *   scan.c   raw JSON scanning: exact ids, batch elements, the responses
+ *            pop() hands over already read.
  *   encode.c JSON writing of simple params (numbers, strings, ...) for
  *            the common call, straight into the send buffer.
  *   core.c   luaopen_jsonrpc_websocket_core.
