@@ -723,6 +723,11 @@ static int l_connect(lua_State *L)
 		if (!c->failure[0] && (errno == EMFILE || errno == ENFILE))
 			snprintf(c->failure, sizeof c->failure,
 				 "%s (raise ulimit -n)", strerror(errno));
+		/* lws may have destroyed the wsi already, queueing a closed
+		 * event; the failure is told here instead, and the event
+		 * must not outlive the owner reference dropped below */
+		jr_loop_forget_conn(loop, c);
+		c->closed_queued = 0;
 		luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 		c->self_ref = LUA_NOREF;
 		c->wsi = NULL;

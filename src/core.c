@@ -10,7 +10,8 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 	jr_conn_open(L);
 	jr_server_open(L);
 	lua_newtable(L);
-	luaL_setfuncs(L, jr_loop_functions, 0);
+	lua_getfield(L, LUA_REGISTRYINDEX, JR_LOOP_KEY);
+	luaL_setfuncs(L, jr_loop_functions, 1); /* the loop as upvalue */
 	luaL_setfuncs(L, jr_conn_functions, 0);
 	luaL_setfuncs(L, jr_scan_functions, 0);
 	luaL_setfuncs(L, jr_encode_functions, 0);

@@ -127,6 +127,13 @@ static void jr_wake_cb(lws_sorted_usec_list_t *sul)
 	(void)sul; /* only there to bound the poll() */
 }
 
+/* step and pop run once per turn and per event: they find the loop in
+ * their upvalue (the loop userdata, see core.c), not in the registry. */
+static jr_loop *jr_loop_upvalue(lua_State *L)
+{
+	return *(jr_loop **)lua_touserdata(L, lua_upvalueindex(1));
+}
+
 /*
  * step([timeout_ms]): service libwebsockets once. timeout_ms < 0 (default)
  * waits for I/O only, 0 does not wait, > 0 waits at most that long.
@@ -134,7 +141,7 @@ static void jr_wake_cb(lws_sorted_usec_list_t *sul)
  */
 static int l_step(lua_State *L)
 {
-	jr_loop *loop = jr_loop_get(L);
+	jr_loop *loop = jr_loop_upvalue(L);
 	lua_Integer timeout_ms = luaL_optinteger(L, 1, -1);
 	struct lws_context *cx;
 
@@ -197,7 +204,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
  */
 static int l_pop(lua_State *L)
 {
-	jr_loop *loop = jr_loop_get(L);
+	jr_loop *loop = jr_loop_upvalue(L);
 	jr_event *e = loop->head;
 	int n = 0;
 

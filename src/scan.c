@@ -51,6 +51,17 @@ static const char *skip_container(const char *p, const char *end)
 	return NULL;
 }
 
+/* Whether c ends a number, true, false or null. */
+static int ends_scalar(char c)
+{
+	switch (c) {
+	case ',': case ']': case '}': case ' ': case '\t': case '\r': case '\n':
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Returns the end of the value starting at p, or NULL if malformed. */
 static const char *skip_value(const char *p, const char *end)
 {
@@ -60,7 +71,7 @@ static const char *skip_value(const char *p, const char *end)
 		return skip_string(p, end);
 	if (*p == '{' || *p == '[')
 		return skip_container(p, end);
-	while (p < end && !strchr(",]} \t\r\n", *p))
+	while (p < end && !ends_scalar(*p))
 		p++;
 	return p;
 }

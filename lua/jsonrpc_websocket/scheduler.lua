@@ -135,6 +135,8 @@ local function run_ready()
     local ok, err = co_resume(co, a, b)
     if not (ok and err == WAIT) then task_done(co, ok, err) end
   end
+  -- empty: start again at 1, so the queue stays in the tables' array parts
+  ready_head, ready_tail = 1, 0
 end
 
 --- Delivers (a, b) to a waiter: resumes a task, or fills a box.
@@ -164,7 +166,7 @@ end
 -- coroutine.running() gives them: `co` if it is our task, else a box.
 function M.task_waiter(co, main)
   if not main and tasks[co] then return co end
-  return {}
+  return { false, false, done = false } -- sized for what wake stores
 end
 
 --- The waiter for the running code: its coroutine if it is our task.
@@ -172,14 +174,28 @@ function M.waiter()
   return M.task_waiter(co_running())
 end
 
-local function dispatch_events()
+-- Hands each queued event to its owner (owner:kind(...)). One pcall
+-- covers a run of events; an error is reported to the owner whose event
+-- raised it, and the run goes on with the next event.
+local event_owner
+local function dispatch_run()
   while true do
     local owner, kind, a, b, c, d, e, f, g = core_pop()
-    if owner == nil then return end
-    local ok, err = pcall(owner[kind], owner, a, b, c, d, e, f, g)
-    if not ok then
-      if owner.report then owner:report(err) else M.report(err) end
+    if owner == nil then
+      event_owner = nil -- keeps nothing alive between turns
+      return
     end
+    event_owner = owner
+    owner[kind](owner, a, b, c, d, e, f, g)
+  end
+end
+
+local function dispatch_events()
+  while true do
+    local ok, err = pcall(dispatch_run)
+    if ok then return end
+    local owner = event_owner
+    if owner.report then owner:report(err) else M.report(err) end
   end
 end
 
