@@ -61,6 +61,7 @@ struct jr_loop {
 	struct lws_context *cx;
 	lws_sorted_usec_list_t wake; /* bounds one service step */
 	int in_service;              /* inside lws_service() right now */
+	int time_up;                 /* the step's timeout has passed */
 	int destroying;              /* context teardown: queue nothing */
 	jr_event *head, **tail;      /* events waiting for Lua, FIFO */
 	jr_conn *conns;              /* every connection not yet freed */

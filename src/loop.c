@@ -122,9 +122,14 @@ void jr_loop_wake(jr_loop *loop)
 		lws_cancel_service(loop->cx);
 }
 
+/* The step's time is up. lws runs this at the start of a pass, before
+ * its poll(), which must then not wait: cancelling the service wakes it. */
 static void jr_wake_cb(lws_sorted_usec_list_t *sul)
 {
-	(void)sul; /* only there to bound the poll() */
+	jr_loop *loop = lws_container_of(sul, jr_loop, wake);
+
+	loop->time_up = 1;
+	lws_cancel_service(loop->cx);
 }
 
 /* step and pop run once per turn and per event: they find the loop in
@@ -155,11 +160,17 @@ static int l_step(lua_State *L)
 	if (timeout_ms == 0) {
 		lws_service(cx, -1);
 	} else {
+		loop->time_up = 0;
 		if (timeout_ms > 0)
 			lws_sul_schedule(cx, 0, &loop->wake, jr_wake_cb,
 					 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
 		loop->in_service = 1;
-		lws_service(cx, 0);
+		/* Until there is something for Lua, or the time is up: a
+		 * pass that only wrote (a request going out) would otherwise
+		 * cost Lua a turn. */
+		do
+			lws_service(cx, 0);
+		while (!loop->head && !loop->time_up);
 		loop->in_service = 0;
 		lws_sul_cancel(&loop->wake);
 	}
