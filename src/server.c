@@ -492,7 +492,8 @@ static void jr_server_stop(jr_server *s)
 	struct lws *lw = NULL;
 
 	s->closed = 1;
-	if (s->listen_fd >= 0)
+	/* still our listening socket (not a number reused since) */
+	if (s->listen_fd >= 0 && jr_is_listener_on(s->listen_fd, s->port))
 		lw = wsi_from_fd(s->loop->cx, s->listen_fd);
 	if (lw)
 		lws_close_free_wsi(lw, LWS_CLOSE_STATUS_NOSTATUS, "listener closed");
