@@ -20,7 +20,7 @@
  * until it is freed, and routes each new request by port: a vhost left
  * lingering would steal the connections of a later listener that gets the
  * same port. So close() first closes the listening socket itself (lws
- * would only do it in a periodic check, 30 s later), which lets the
+ * would only do it in a periodic check, if ever), which lets the
  * vhost be freed at once when no session is left; Lua asks gone() before
  * it lets another listener have that port.
  *

@@ -187,12 +187,11 @@ local send_failed = Link.send_failed
 
 --[[ Stack depth and memory. A task's stack grows to the deepest point it
 reaches and keeps most of that while it waits, and a C function call
-takes 20 slots above its caller. So request_args and await_answer call C
-themselves (send_call, the clock, coroutine.running) rather than through
-helpers one level down (track, waiter): every waiting call is a little
-smaller (about 60 bytes measured). The deepest point is still the C send
-from request_args, which is what grows a task's stack past Lua's initial
-45 slots. ]]
+takes 20 slots above its caller. So await_answer calls C itself (the
+clock, coroutine.running) rather than through helpers one level down
+(track, waiter): every waiting call is a little smaller (about 60 bytes
+measured). The deepest point is the C send on the way there, which is
+what grows a task's stack past Lua's initial 45 slots. ]]
 
 --- Waits for the answer to request `id`, just sent: its result, or raises.
 function Link:await_answer(id, timeout, method)
@@ -223,24 +222,26 @@ function Link:request(prefix, params, method, timeout)
 end
 
 -- Sends the request `id` (nil: the notification) whose params are the
--- arguments `...` (the rules of codec.params_from_args) through the codec.
-local function send_encoded(self, prefix, id, ...)
+-- arguments `...` (the rules of codec.params_from_args): written by the C
+-- core when they are simple values and the codec is ours, else encoded by
+-- the codec.
+local function send_args(self, prefix, id, ...)
+  if self.fast then
+    local ok, why, kind = self.conn:send_call(prefix, id, select("#", ...), ...)
+    if ok ~= nil then return ok, why, kind end
+  end
   local params = params_from_args(self.json, self.null, ...)
   if id then return self.conn:send(request_message(prefix, params, id), id) end
   return self.conn:send(notification_message(prefix, params))
 end
 
---- A call whose params are the arguments `...` (a proxy call). With our
--- codec, the C core writes simple params itself (send_call).
+--- A call whose params are the arguments `...` (a proxy call).
 function Link:request_args(prefix, method, timeout, ...)
   if self.state ~= "open" or self.max_in_flight then
     timeout = self:await_turn(method, timeout)
   end
-  local id = self.next_id
-  self.next_id = id + 1
-  local ok, why, kind
-  if self.fast then ok, why, kind = self.conn:send_call(prefix, id, select("#", ...), ...) end
-  if ok == nil then ok, why, kind = send_encoded(self, prefix, id, ...) end
+  local id = self:new_id()
+  local ok, why, kind = send_args(self, prefix, id, ...)
   if not ok then send_failed(why, kind, method) end
   return self:await_answer(id, timeout, method)
 end
@@ -248,9 +249,7 @@ end
 --- A notification whose params are the arguments `...`.
 function Link:notify_args(prefix, method, ...)
   if self.state ~= "open" then self:await_turn(method, self.timeout) end
-  local ok, why, kind
-  if self.fast then ok, why, kind = self.conn:send_call(prefix, nil, select("#", ...), ...) end
-  if ok == nil then ok, why, kind = send_encoded(self, prefix, nil, ...) end
+  local ok, why, kind = send_args(self, prefix, nil, ...)
   if not ok then send_failed(why, kind, method) end
 end
 
@@ -428,9 +427,10 @@ function Link:settle_fast(text)
   return true
 end
 
---- Core event: a message.
+--- Core event: a message. (A simple response never comes this way when
+-- the codec is ours: the core has read it already, see Link:response.)
 function Link:message(text)
-  if not self:settle_fast(text) then return incoming(self, text) end
+  return incoming(self, text)
 end
 
 --- Core event: a simple response the core has read (conn:read_responses):
