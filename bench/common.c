@@ -75,6 +75,58 @@ int bench_write_fragment(struct lws *wsi, unsigned char *msg, size_t len,
 	return 0;
 }
 
+/* ---- gathered frames ------------------------------------------------------ */
+
+/* Mask keys, read from the kernel a kilobyte at a time (lws reads four
+ * bytes per frame). */
+static struct {
+	unsigned char keys[1024];
+	size_t left;
+} pool;
+
+static int mask_key(struct lws_context *cx, unsigned char *key)
+{
+	if (pool.left < 4) {
+		if (lws_get_random(cx, pool.keys, sizeof pool.keys) != sizeof pool.keys)
+			return -1;
+		pool.left = sizeof pool.keys;
+	}
+	pool.left -= 4;
+	memcpy(key, pool.keys + pool.left, 4);
+	return 0;
+}
+
+unsigned char *bench_frame_append(struct lws_context *cx, unsigned char *p,
+				  const unsigned char *msg, size_t len, int masked)
+{
+	unsigned char key[4], mask_bit = masked ? 0x80 : 0;
+	size_t i;
+
+	*p++ = 0x81; /* FIN, text */
+	if (len < 126) {
+		*p++ = (unsigned char)(mask_bit | len);
+	} else if (len < 65536) {
+		*p++ = mask_bit | 126;
+		*p++ = (unsigned char)(len >> 8);
+		*p++ = (unsigned char)len;
+	} else {
+		*p++ = mask_bit | 127;
+		for (i = 0; i < 8; i++)
+			*p++ = (unsigned char)((unsigned long long)len >> (56 - 8 * i));
+	}
+	if (!masked) {
+		memcpy(p, msg, len);
+		return p + len;
+	}
+	if (mask_key(cx, key))
+		return NULL;
+	memcpy(p, key, 4);
+	p += 4;
+	for (i = 0; i < len; i++)
+		p[i] = msg[i] ^ key[i & 3];
+	return p + len;
+}
+
 /* ---- buffer -------------------------------------------------------------- */
 
 void bench_buf_add(struct bench_buf *b, const void *data, size_t len)

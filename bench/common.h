@@ -44,6 +44,19 @@ void bench_rx_free(struct bench_rx *rx);
 
 /* ---- outbound ------------------------------------------------------------ */
 
+/*
+ * Gathered writes: appends at p the frame (FIN, text) of the len bytes at
+ * msg, masked for a client with a fresh key from the kernel. Frames
+ * appended back to back go out with one lws_write(LWS_WRITE_RAW): one
+ * send() for many messages, where lws_write(LWS_WRITE_TEXT) makes one per
+ * message (and reads /dev/urandom for each client frame's key). p needs
+ * len + BENCH_FRAME_HEADER_MAX bytes. Returns the end, or NULL when no
+ * key could be had.
+ */
+#define BENCH_FRAME_HEADER_MAX 14
+unsigned char *bench_frame_append(struct lws_context *cx, unsigned char *p,
+				  const unsigned char *msg, size_t len, int masked);
+
 /* Writes the next piece of the text message msg[0..len) from *off, at most
  * BENCH_FRAG bytes, as a websocket fragment, and advances *off. msg must
  * have LWS_PRE bytes of headroom. Large messages go out in pieces so lws

@@ -10,7 +10,11 @@
  *                                           server; reports RSS idle/loaded
  *
  * Requests are pre-formatted up to their id; answers are matched by
- * scanning for `"id":` - no JSON parsing, no allocation per call.
+ * scanning for `"id":` - no JSON parsing, no allocation per call. Each
+ * message is one lws_write() (one send()), as libwebsockets is meant to
+ * be used; with BENCH_GATHER=1 the small ones waiting are framed here and
+ * sent together, one send() for many (see write_gathered()), as the Lua
+ * client does.
  * Throughput modes warm up for WARM_SECONDS, then measure for SECONDS
  * (default 1), then stop asking and drain. Prints one line:
  *   RESULT calls=N secs=S cpu=S maxrss_kb=K [rss_idle_kb=I rss_loaded_kb=L]
@@ -41,6 +45,9 @@ static struct {
 
 	unsigned char *tx;   /* LWS_PRE headroom + the message being sent */
 	size_t tx_len, tx_off;
+	size_t max_msg;      /* the longest message the workload makes */
+	int gather_writes;   /* BENCH_GATHER=1: see write_gathered() */
+	unsigned char gather[LWS_PRE + BENCH_FRAG]; /* see write_gathered() */
 
 	unsigned char *pending; /* pending[id]: asked, not yet answered */
 	unsigned long pending_cap, next_id, in_flight, done;
@@ -119,13 +126,43 @@ static int may_ask(void)
 	return !fl.limit || fl.next_id - 1 + fl.per_msg <= fl.limit;
 }
 
-/* Messages go out straight from one reused buffer: the client masks it in
+/* Whole messages, built in fl.tx, framed back to back in fl.gather and
+ * sent with one raw write, as long as they fit (common.h). Returns the
+ * messages written, 0 when they are too big to gather, -1 on error. */
+static int write_gathered(struct lws *wsi)
+{
+	unsigned char *start = fl.gather + LWS_PRE, *p = start;
+	size_t len;
+	int n = 0;
+
+	if (!fl.gather_writes || fl.tx_off < fl.tx_len ||
+	    fl.max_msg + BENCH_FRAME_HEADER_MAX > BENCH_FRAG)
+		return 0;
+	while ((size_t)(p - start) + fl.max_msg + BENCH_FRAME_HEADER_MAX <= BENCH_FRAG &&
+	       may_ask()) {
+		if (!(len = build_message(fl.tx + LWS_PRE)) ||
+		    !(p = bench_frame_append(fl.cx, p, fl.tx + LWS_PRE, len, 1)))
+			return -1;
+		n++;
+	}
+	if (p > start && lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_RAW) <
+	    (int)(p - start))
+		return -1;
+	return n;
+}
+
+/* Messages go out one lws_write() each (gathered with BENCH_GATHER=1,
+ * when small) straight from one reused buffer: the client masks it in
  * place, so it is rebuilt from the template for every message. */
 static int write_some(struct lws *wsi)
 {
-	int burst = 0;
+	int burst = 0, n;
 
 	while (!lws_partial_buffered(wsi) && burst++ < BENCH_WRITE_BURST) {
+		if ((n = write_gathered(wsi)) < 0)
+			return -1;
+		if (n > 0)
+			continue;
 		if (fl.tx_off == fl.tx_len) {
 			if (!may_ask())
 				break;
@@ -322,8 +359,8 @@ static int setup(const char *mode, unsigned long arg)
 		return 0;
 	}
 	/* room for per_msg requests with 20-digit ids, commas, brackets */
-	fl.tx = fl.tmpl ? malloc(LWS_PRE + fl.per_msg * (fl.tmpl_len + 22) + 2)
-			: NULL;
+	fl.max_msg = fl.per_msg * (fl.tmpl_len + 22) + 2;
+	fl.tx = fl.tmpl ? malloc(LWS_PRE + fl.max_msg) : NULL;
 	fl.next_id = 1;
 	return fl.tx != NULL;
 }
@@ -375,6 +412,7 @@ int main(int argc, char **argv)
 	}
 	fl.seconds = argc > 4 ? atof(argv[4]) : 1.0;
 	bench_quiet_logs();
+	fl.gather_writes = getenv("BENCH_GATHER") && !strcmp(getenv("BENCH_GATHER"), "1");
 	if (!(fl.cx = connect_to(atoi(argv[1])))) {
 		fprintf(stderr, "floor_client: cannot connect\n");
 		return 1;

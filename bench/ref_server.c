@@ -106,28 +106,6 @@ static void outq_free(struct outq *q)
 		outq_drop_head(q);
 }
 
-/* A server frame header (FIN, text, unmasked) for a payload of len. */
-static size_t frame_header(unsigned char *h, size_t len)
-{
-	int i;
-
-	h[0] = 0x81;
-	if (len < 126) {
-		h[1] = (unsigned char)len;
-		return 2;
-	}
-	if (len < 65536) {
-		h[1] = 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		return 4;
-	}
-	h[1] = 127;
-	for (i = 0; i < 8; i++)
-		h[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-	return 10;
-}
-
 /*
  * Frames as many whole queued answers as fit in srv.gather and sends them
  * with one raw write (LWS_WRITE_RAW bypasses lws's framing): one send()
@@ -142,10 +120,10 @@ static int write_gathered(struct lws *wsi, struct outq *q)
 	size_t n = 0, room = BENCH_FRAG;
 	struct out_msg *m;
 
-	while ((m = q->head) && m->off == 0 && m->len + 10 <= room - n) {
-		n += frame_header(p + n, m->len);
-		memcpy(p + n, m->buf + LWS_PRE, m->len);
-		n += m->len;
+	while ((m = q->head) && m->off == 0 &&
+	       m->len + BENCH_FRAME_HEADER_MAX <= room - n) {
+		n = (size_t)(bench_frame_append(NULL, p + n, m->buf + LWS_PRE,
+						m->len, 0) - p);
 		outq_drop_head(q);
 	}
 	if (n && lws_write(wsi, p, n, LWS_WRITE_RAW) < (int)n)

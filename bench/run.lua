@@ -1,5 +1,6 @@
---- The benchmark driver. Runs floor_client and lua_client.lua in
--- interleaved rounds against a running ref_server, then writes
+--- The benchmark driver. Runs floor_client (twice: one write per message,
+-- and gathered writes) and lua_client.lua in interleaved rounds against a
+-- running ref_server, then writes
 --    out/results.txt   markdown tables, ready to paste into README.md
 --    out/raw.txt       every run's output line
 --    out/inflight.png  calls/s against calls in flight (gnuplot)
@@ -21,9 +22,13 @@ local LUA = os.getenv("LUA") or "lua5.4"
 
 local PIN = os.getenv("BENCH_PIN") or "" -- run.sh: "taskset -c 1"
 
-local CLIENTS = { "floor", "lua" }
+-- floor: one lws_write() per message, as lws is meant to be used; gather:
+-- the same client sending the small messages that wait together, one
+-- send() for many, as the Lua client does (floor_client.c).
+local CLIENTS = { "floor", "gather", "lua" }
 local COMMAND = {
   floor = PIN .. " out/floor_client",
+  gather = PIN .. " env BENCH_GATHER=1 out/floor_client",
   lua = PIN .. " " .. LUA .. " lua_client.lua",
 }
 
@@ -129,14 +134,14 @@ end
 local results = {}
 
 local function record(row, client, r)
-  results[row.id] = results[row.id] or { floor = {}, lua = {} }
+  results[row.id] = results[row.id] or { floor = {}, gather = {}, lua = {} }
   local list = results[row.id][client]
   list[#list + 1] = r
 end
 
-local function progress(round, rounds, row)
+local function progress(round, rounds, row, clients)
   local parts = {}
-  for _, client in ipairs(CLIENTS) do
+  for _, client in ipairs(clients) do
     local list = results[row.id][client]
     local r = list[#list]
     if r.rss_loaded_kb then
@@ -152,18 +157,18 @@ local function progress(round, rounds, row)
 end
 
 --- Each round runs every row once per client; which client goes first
--- alternates, so neither always meets a warmer server or cache.
+-- rotates, so none always meets a warmer server or cache.
 local loads = {} -- other_load() of each round
 
-local function run_rounds(rows, rounds, seconds)
+local function run_rounds(rows, rounds, seconds, clients)
   for round = 1, rounds do
     local mark = load_mark()
     for _, row in ipairs(rows) do
-      local first, second = "floor", "lua"
-      if round % 2 == 0 then first, second = second, first end
-      record(row, first, run_client(first, row, seconds))
-      record(row, second, run_client(second, row, seconds))
-      progress(round, rounds, row)
+      for k = 0, #clients - 1 do
+        local client = clients[(round + k - 1) % #clients + 1]
+        record(row, client, run_client(client, row, seconds))
+      end
+      progress(round, rounds, row, clients)
     end
     local load = other_load(mark, load_mark())
     loads[#loads + 1] = load
@@ -241,9 +246,11 @@ local function size_row(row)
     us(f.cpu), us(l.cpu), ratio(l.cpu, f.cpu))
 end
 
+local MEM_CLIENTS = { "floor", "lua" } -- gathering changes nothing here
+
 local function mem_rows()
   local lines = {}
-  for _, client in ipairs(CLIENTS) do
+  for _, client in ipairs(MEM_CLIENTS) do
     local s = summary(MEM, client)
     if s.missing then
       lines[#lines + 1] = ("| %s | %s | | | | |"):format(client, s.missing)
@@ -256,28 +263,42 @@ local function mem_rows()
   return lines
 end
 
+--- A row of the table against the gathering floor.
+local function gather_row(row)
+  local g, l = summary(row, "gather"), summary(row, "lua")
+  if g.missing or l.missing then
+    return ("| %s | %s | | | | |"):format(row.what, l.missing or g.missing)
+  end
+  return ("| %s | %s | %s | %s | %s | %s |"):format(row.what,
+    commas(g.rate), ratio(l.rate, g.rate), us(g.cpu), ratio(l.cpu, g.cpu),
+    mb(g.rss))
+end
+
 local function verdict(ok) return ok and "met" or "**missed**" end
 
---- The issue's targets, measured (not asserted).
+--- The issue's targets, measured (not asserted): against the floor, and
+-- the ratios against the gathering floor beside them.
 local function target_rows()
   local rows = {}
-  local function add(what, measured, ok)
-    rows[#rows + 1] = ("| %s | %s | %s |"):format(what, measured,
-      ok == nil and "n/a" or verdict(ok))
+  local function add(what, measured, ok, gathered)
+    rows[#rows + 1] = ("| %s | %s | %s | %s |"):format(what, measured,
+      ok == nil and "n/a" or verdict(ok), gathered or "")
   end
-  local function lua_vs_floor(id, field)
-    local f, l = summary({ id = id }, "floor"), summary({ id = id }, "lua")
+  local function lua_vs(floor, id, field)
+    local f, l = summary({ id = id }, floor), summary({ id = id }, "lua")
     if f.missing or l.missing then return nil end
     return l[field] / f[field]
   end
-  local r = lua_vs_floor("seq", "rate")
-  add("sequential calls/s ≥ 0.95 × floor", r and ("%.2f × floor"):format(r) or "n/a", r and r >= 0.95)
-  r = lua_vs_floor("k100", "rate")
-  add("100 in flight calls/s ≥ 0.9 × floor", r and ("%.2f × floor"):format(r) or "n/a", r and r >= 0.9)
+  local function times(r) return r and ("%.2f × floor"):format(r) or "n/a" end
+  local function ratio_row(what, id, field, ok)
+    local r, g = lua_vs("floor", id, field), lua_vs("gather", id, field)
+    add(what, times(r), r and ok(r), g and ("%.2f×"):format(g))
+  end
+  ratio_row("sequential calls/s ≥ 0.95 × floor", "seq", "rate", function(r) return r >= 0.95 end)
+  ratio_row("100 in flight calls/s ≥ 0.9 × floor", "k100", "rate", function(r) return r >= 0.9 end)
   for _, id in ipairs({ "seq", "k100", "k10000" }) do
-    r = lua_vs_floor(id, "cpu")
-    add(("client CPU per call ≤ 1.3 × floor (%s)"):format(id),
-      r and ("%.2f × floor"):format(r) or "n/a", r and r <= 1.3)
+    ratio_row(("client CPU per call ≤ 1.3 × floor (%s)"):format(id), id, "cpu",
+      function(r) return r <= 1.3 end)
   end
   local k = summary({ id = "k10000" }, "lua")
   add("10,000 calls in flight < 32 MB RSS (10,000 tasks looping)",
@@ -312,7 +333,8 @@ local function report()
     :format(sum / math.max(#loads, 1), worst,
       worst > 0.2 and " **Other work was running: expect noisy numbers.**" or ""))
   put(("Method: `make bench`. One connection to `bench/ref_server` (C, on 127.0.0.1). "
-    .. "Each row ran %d round(s), floor (`bench/floor_client`, C) and Lua client "
+    .. "Each row ran %d round(s), floor (`bench/floor_client`, C, one `lws_write` per "
+    .. "message), gathering floor (the same with `BENCH_GATHER=1`) and Lua client "
     .. "(`bench/lua_client.lua`, public API, `timeout = 30`) interleaved; each run "
     .. "warms up 0.1 s and measures %.1f s; medians shown. CPU is the client "
     .. "process's user + system time per call; peak RSS is the client's VmHWM.%s")
@@ -341,10 +363,20 @@ local function report()
   put("|---|--:|--:|--:|--:|--:|--:|")
   for _, row in ipairs(SIZES) do put(size_row(row)) end
   put("")
+  put("### Against a floor that gathers its writes too")
+  put("")
+  put("| workload | gathering floor calls/s | Lua/floor | floor CPU µs/call "
+    .. "| Lua/floor CPU | floor peak RSS |")
+  put("|---|--:|--:|--:|--:|--:|")
+  for _, row in ipairs(THROUGHPUT) do
+    if row.table ~= false then put(gather_row(row)) end
+  end
+  for _, row in ipairs(SIZES) do put(gather_row(row)) end
+  put("")
   put("### Targets (issue 6)")
   put("")
-  put("| target | measured | |")
-  put("|---|--:|---|")
+  put("| target | measured | | against the gathering floor |")
+  put("|---|--:|---|--:|")
   for _, line in ipairs(target_rows()) do put(line) end
   put("")
   put("Calls/s against calls in flight: `bench/out/inflight.png`.")
@@ -362,11 +394,12 @@ local function write_file(path, text)
 end
 
 local function plot()
-  local lines = { "# in_flight floor_calls_per_s lua_calls_per_s" }
+  local lines = { "# in_flight floor_calls_per_s lua_calls_per_s gather_calls_per_s" }
   for _, row in ipairs(THROUGHPUT) do
     if row.plot then
-      local f, l = summary(row, "floor"), summary(row, "lua")
-      lines[#lines + 1] = ("%d %s %s"):format(row.n, f.rate or "NaN", l.rate or "NaN")
+      local f, l, g = summary(row, "floor"), summary(row, "lua"), summary(row, "gather")
+      lines[#lines + 1] = ("%d %s %s %s"):format(row.n, f.rate or "NaN", l.rate or "NaN",
+        g.rate or "NaN")
     end
   end
   write_file("out/inflight.dat", table.concat(lines, "\n") .. "\n")
@@ -382,7 +415,8 @@ set format y "%.0s%c"
 set yrange [0:*]
 set key top left
 set grid
-plot "out/inflight.dat" using 1:2 with linespoints lw 2 pt 7 title "floor (C)", \
+plot "out/inflight.dat" using 1:2 with linespoints lw 2 pt 7 title "floor (C, a write per message)", \
+     "" using 1:4 with linespoints lw 2 pt 9 dt 2 title "floor (C, gathered writes)", \
      "" using 1:3 with linespoints lw 2 pt 5 title "Lua client"
 ]])
   local ok = os.execute("gnuplot out/inflight.gp")
@@ -392,9 +426,9 @@ end
 ---------------------------------------------------------------------------
 
 local t0 = os.time()
-run_rounds(THROUGHPUT, ROUNDS, SECONDS)
-run_rounds(SIZES, ROUNDS, SECONDS)
-run_rounds({ MEM }, MEM_ROUNDS, nil)
+run_rounds(THROUGHPUT, ROUNDS, SECONDS, CLIENTS)
+run_rounds(SIZES, ROUNDS, SECONDS, CLIENTS)
+run_rounds({ MEM }, MEM_ROUNDS, nil, MEM_CLIENTS)
 
 write_file("out/raw.txt", table.concat(raw, "\n") .. "\n")
 local text = report()

@@ -139,7 +139,7 @@ function H.begin(max_message, pending, handler_timeout_zero)
     fail("the previous connection was not cleaned up")
   end
   local conn = fuzz.new_conn(link, max_message)
-  if link.fast then conn:read_responses(true) end -- as start_connect does
+  if link.fast then conn:core_json(true) end -- as start_connect does
   link.connect_opts.max_message_size = max_message
   link.next_id, link.expired, link.n_expired = 1, {}, 0
   link.handler_timeout = handler_timeout_zero and 0 or nil

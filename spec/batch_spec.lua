@@ -113,6 +113,39 @@ describe("batch", function()
     for t = 1, 20 do assert.equal(10 * t + 55, sums[t]) end
   end)
 
+  it("refuses a batch over max_message_size, sends nothing, stays open", function()
+    local small = helper.connected(nil, { max_message_size = 1000 })
+    local before = #small.received()
+    local ok, err = pcall(small.batch, small, function(b)
+      for _ = 1, 20 do b.echo(("x"):rep(100)) end
+    end)
+    assert.is_false(ok)
+    assert.equal("Message too large.", err.message)
+    assert.equal("batch", err.method)
+    assert.equal(before + 1, #small.received(), "nothing of the batch was sent")
+    local results = small:batch(function(b) b.add(1, 2) b.add(3, 4) end)
+    assert.same({ { result = 3 }, { result = 7 } }, results)
+    small:close()
+  end)
+
+  it("counts a batch's calls against max_in_flight", function()
+    local bounded = helper.connected(nil, { max_in_flight = 2 })
+    for round = 1, 3 do -- every answer frees its slot again
+      local results = bounded:batch(function(b) for i = 1, 5 do b.add(round, i) end end)
+      for i = 1, 5 do assert.same({ result = round + i }, results[i]) end
+    end
+    local order = {}
+    jsonrpc.run(function()
+      jsonrpc.spawn(function()
+        bounded:batch(function(b) b.sleep(0.1) b.sleep(0.1) end)
+        order[#order + 1] = "batch"
+      end)
+      jsonrpc.spawn(function() bounded.add(1, 1) order[#order + 1] = "call" end)
+    end)
+    assert.same({ "batch", "call" }, order, "the call waited for a slot")
+    bounded:close()
+  end)
+
   it("raises TransportError when not connected", function()
     s:close()
     assert.has_error(function() s:batch(function(b) b.add(1, 2) end) end)

@@ -69,6 +69,23 @@ describe("our server with the Python websockets client", function()
     assert.equal(-32700, parse.error.code)
   end)
 
+  it("answers many requests at once, every frame length intact", function()
+    srv.echo = function(x) return x end
+    local frames, want = {}, {}
+    for n = 0, 140 do want[#want + 1] = ("ab\"\\c"):rep(n // 5 + 1):sub(1, n) end
+    want[#want + 1] = ("x"):rep(65500) -- the longest that is gathered (one command
+    -- line argument, for sh -c, holds at most 128 KiB: no room for more)
+    local json = require("cjson").new()
+    for id, text in ipairs(want) do
+      frames[id] = json.encode { jsonrpc = "2.0", id = id, method = "echo", params = { text } }
+    end
+    local out = sh.pyclient(url(srv), "--expect", tostring(#want),
+      table.unpack(frames)).wait()
+    local got = {}
+    for _, r in ipairs(sh.received(out)) do got[r.msg.id] = r.msg.result end
+    for id, text in ipairs(want) do assert.equal(text, got[id], "length " .. #text) end
+  end)
+
   it("calls back into the client and notifies it", function()
     local out = sh.pyclient(url(srv), "--expect", "3",
       '{"jsonrpc":"2.0","id":1,"method":"ask_back","params":[4,2]}',

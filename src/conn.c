@@ -39,7 +39,8 @@ struct jr_conn {
 	int ud_alive;
 	int established;
 	int closed_queued;
-	int reads_responses; /* pop() may read simple responses (loop.c) */
+	int core_json;       /* the codec is ours: see l_core_json */
+	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -251,6 +252,48 @@ static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
 	return rc < 0 ? -1 : 0;
 }
 
+/* The head message is all written: drop it. */
+static void jr_out_done(jr_conn *c)
+{
+	struct jr_out *o = c->out_head;
+
+	c->out_head = o->next;
+	if (!c->out_head)
+		c->out_tail = &c->out_head;
+	free(o);
+}
+
+/* Writes the queued whole messages that fit in one gathered write
+ * (frame.c). Returns how many, 0 when the head message does not fit (or
+ * c must not use raw frames), -1 when the write failed. */
+static int jr_write_gathered(struct lws *wsi, jr_conn *c)
+{
+	jr_loop *loop = c->loop;
+	unsigned char *start, *p, *end;
+	struct jr_out *o;
+	int n = 0;
+
+	if (!c->raw_frames || !loop)
+		return 0;
+	if (!loop->frames && !(loop->frames = jr_frames_new()))
+		return 0;
+	start = p = jr_frames_start(loop->frames);
+	while ((o = c->out_head) && o->off == 0 &&
+	       o->len + JR_FRAME_HEADER_MAX <= JR_GATHER - (size_t)(p - start)) {
+		end = jr_frame_append(loop->frames, loop->cx, p, o->buf + LWS_PRE,
+				      o->len, !c->listener);
+		if (!end)
+			break;
+		p = end;
+		jr_out_done(c);
+		n++;
+	}
+	if (p > start && lws_write(wsi, start, (size_t)(p - start),
+				   LWS_WRITE_RAW) < (int)(p - start))
+		return -1;
+	return n;
+}
+
 static int jr_write_next(struct lws *wsi, jr_conn *c)
 {
 	struct jr_out *o = c->out_head;
@@ -267,12 +310,8 @@ static int jr_write_next(struct lws *wsi, jr_conn *c)
 		      (enum lws_write_protocol)flags) < (int)chunk)
 		return -1;
 	o->off += chunk;
-	if (o->off == o->len) {
-		c->out_head = o->next;
-		if (!c->out_head)
-			c->out_tail = &c->out_head;
-		free(o);
-	}
+	if (o->off == o->len)
+		jr_out_done(c);
 	return 0;
 }
 
@@ -281,9 +320,11 @@ static int jr_writeable(struct lws *wsi, jr_conn *c)
 	int burst = 0;
 
 	while (c->out_head && !lws_partial_buffered(wsi) &&
-	       burst++ < JR_WRITE_BURST)
-		if (jr_write_next(wsi, c))
+	       burst++ < JR_WRITE_BURST) {
+		int gathered = jr_write_gathered(wsi, c);
+		if (gathered < 0 || (!gathered && jr_write_next(wsi, c)))
 			return -1;
+	}
 	if (!c->out_head && c->want_close) {
 		c->end_code = c->close_code;
 		c->closed_here = 1;
@@ -424,6 +465,8 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (lws_hdr_copy(wsi, c->subprotocol, sizeof c->subprotocol,
 				 WSI_TOKEN_PROTOCOL) < 0)
 			c->subprotocol[0] = '\0';
+		/* a negotiated extension (compression) frames its own way */
+		c->raw_frames = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		jr_established(wsi, c);
@@ -804,12 +847,12 @@ static int l_send(lua_State *L)
 }
 
 /*
- * conn:send_call(prefix, id, n, ...) -> true | false, why, kind | nothing
+ * conn:send_call(prefix, id, ...) -> true | false, why, kind | nothing
  * The request for prefix (the message up to the method name, see
  * codec.method_prefix) with id, or with id nil the notification, whose
- * params are the n values that follow, positional. Written here when
- * every value is simple (encode.c); returns nothing when one is not, and
- * the Lua codec does it.
+ * params are the values that follow, positional (none: no params).
+ * Written here when every value is simple (encode.c) and the codec is
+ * ours (core_json); else returns nothing, and the Lua codec does it.
  */
 static int l_send_call(lua_State *L)
 {
@@ -818,24 +861,55 @@ static int l_send_call(lua_State *L)
 	const char *prefix = luaL_checklstring(L, 2, &plen);
 	int has_id = !lua_isnoneornil(L, 3);
 	lua_Integer id = has_id ? luaL_checkinteger(L, 3) : 0;
-	int n = (int)luaL_checkinteger(L, 4);
-	size_t params = n ? jr_simple_array_size(L, 5, n) : 0;
+	int n = lua_gettop(L) - 3;
+	size_t params = n > 0 ? jr_simple_array_size(L, 4, n) : 0;
 	struct jr_out *o;
 	char *start, *p;
 
-	if (n && !params)
+	if (!c->core_json || (n > 0 && !params))
 		return 0;
 	if (jr_refuse(L, c, 0))
 		return 3;
-	cap = plen + params + 40; /* ,"params": ,"id": digits } */
+	cap = plen + params + JR_MESSAGE_TAIL;
 	o = jr_out_new(L, cap, id, has_id);
 	p = start = (char *)o->buf + LWS_PRE;
 	memcpy(p, prefix, plen);
 	p += plen;
-	if (n)
-		p = jr_write_simple_array(L, 5, n, jr_write_params_key(p));
+	if (n > 0)
+		p = jr_write_simple_array(L, 4, n, jr_write_params_key(p));
 	p = jr_write_message_end(p, has_id, id);
 	o->len = (size_t)(p - start);
+	if (jr_refuse(L, c, o->len)) {
+		free(o);
+		return 3;
+	}
+	return jr_queue(L, c, o);
+}
+
+/*
+ * conn:send_batch(n, list, notify, first_id) -> true | false, why, kind:
+ * the batch of n messages that list and notify describe (encode.c,
+ * jr_batch_size), its requests numbered from first_id, written straight
+ * into the send buffer.
+ */
+static int l_send_batch(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	lua_Integer first_id = luaL_checkinteger(L, 5), ids;
+	struct jr_out *o;
+	char *start, *end;
+
+	luaL_checktype(L, 3, LUA_TTABLE);
+	if (!lua_isnil(L, 4))
+		luaL_checktype(L, 4, LUA_TTABLE);
+	if (jr_refuse(L, c, 0))
+		return 3;
+	o = jr_out_new(L, jr_batch_size(L, 3, n), first_id, 0);
+	start = (char *)o->buf + LWS_PRE;
+	end = jr_write_batch(L, 3, n, first_id, start, &ids);
+	o->len = (size_t)(end - start);
+	o->ids = ids;
 	if (jr_refuse(L, c, o->len)) {
 		free(o);
 		return 3;
@@ -876,17 +950,18 @@ static int l_abort(lua_State *L)
 	return 0;
 }
 
-/* conn:read_responses(on): pop() may hand simple responses over already
- * read, as "response" events (Lua sets it when the codec is ours). */
-static int l_read_responses(lua_State *L)
+/* conn:core_json(on): the codec is the core's own (the default cjson):
+ * send_call may write simple params itself (encode.c), and pop() may hand
+ * simple responses over already read, as "response" events (scan.c). */
+static int l_core_json(lua_State *L)
 {
-	jr_check_conn(L, 1)->reads_responses = lua_toboolean(L, 2);
+	jr_check_conn(L, 1)->core_json = lua_toboolean(L, 2);
 	return 0;
 }
 
-int jr_conn_reads_responses(const jr_conn *c)
+int jr_conn_core_json(const jr_conn *c)
 {
-	return c->reads_responses;
+	return c->core_json;
 }
 
 static int l_subprotocol(lua_State *L)
@@ -938,10 +1013,11 @@ const luaL_Reg jr_conn_functions[] = {
 static const luaL_Reg jr_conn_methods[] = {
 	{"send", l_send},
 	{"send_call", l_send_call},
+	{"send_batch", l_send_batch},
 	{"close", l_close},
 	{"abort", l_abort},
 	{"subprotocol", l_subprotocol},
-	{"read_responses", l_read_responses},
+	{"core_json", l_core_json},
 	{NULL, NULL}
 };
 
@@ -975,6 +1051,7 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 	c->wsi = wsi;
 	c->listener = listener;
 	c->established = 1;
+	c->raw_frames = 1; /* listeners offer no extensions */
 	c->max_message = max_message ? max_message : JR_DEFAULT_MAX_MESSAGE;
 	if (subprotocol)
 		jr_set_text(c->subprotocol, sizeof c->subprotocol, subprotocol,

@@ -4,6 +4,18 @@
  */
 #include "jrws.h"
 
+/* new_list(n) -> an empty table with room for n list items: filling a
+ * table that grows costs a resize at every power of two, and Lua 5.4 has
+ * no table.create. */
+static int l_new_list(lua_State *L)
+{
+	lua_Integer n = luaL_checkinteger(L, 1);
+
+	luaL_argcheck(L, n >= 0 && n <= 1 << 24, 1, "out of range");
+	lua_createtable(L, (int)n, 0);
+	return 1;
+}
+
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 {
 	jr_loop_open(L);
@@ -16,5 +28,7 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 	luaL_setfuncs(L, jr_scan_functions, 0);
 	luaL_setfuncs(L, jr_encode_functions, 0);
 	luaL_setfuncs(L, jr_server_functions, 0);
+	lua_pushcfunction(L, l_new_list);
+	lua_setfield(L, -2, "new_list");
 	return 1;
 }

@@ -192,8 +192,99 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id)
 	return p;
 }
 
-/* simple_params(...) -> the JSON array of its arguments | nothing when one
- * is not simple (the codec's work, then). */
+/* A whole message: prefix, then ,"params":params unless params is NULL,
+ * then the end. Needs plen + jlen + JR_MESSAGE_TAIL bytes at most. */
+static char *jr_write_message(char *p, const char *prefix, size_t plen,
+			      const char *params, size_t jlen,
+			      int has_id, lua_Integer id)
+{
+	memcpy(p, prefix, plen);
+	p += plen;
+	if (params) {
+		p = jr_write_params_key(p);
+		memcpy(p, params, jlen);
+		p += jlen;
+	}
+	return jr_write_message_end(p, has_id, id);
+}
+
+/* Entry i of a batch (see jr_batch_size): its prefix and params text
+ * (NULL: none). Pushes nothing. */
+static const char *jr_batch_entry(lua_State *L, int list, lua_Integer i,
+				  size_t *plen, const char **params, size_t *jlen)
+{
+	const char *prefix;
+
+	lua_rawgeti(L, list, 2 * i - 1);
+	prefix = lua_tolstring(L, -1, plen);
+	lua_rawgeti(L, list, 2 * i);
+	*params = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, jlen) : NULL;
+	lua_pop(L, 2); /* the strings stay alive in the list */
+	return prefix;
+}
+
+/*
+ * A batch of n messages, described by the list at stack index list:
+ * method prefix (codec.method_prefix), then params (JSON text, or false
+ * for none), for each; and by notify at list + 1: nil when every message
+ * is a request, else a table true at the index of each notification. The
+ * requests get consecutive ids. Returns the bytes needed at most; raises
+ * when an entry is malformed, before anything is allocated.
+ */
+size_t jr_batch_size(lua_State *L, int list, lua_Integer n)
+{
+	size_t total = 2, plen, jlen = 0; /* [ ] */
+	const char *params;
+	lua_Integer i;
+
+	for (i = 1; i <= n; i++) {
+		if (!jr_batch_entry(L, list, i, &plen, &params, &jlen))
+			luaL_error(L, "batch entry %I has no method prefix", i);
+		total += plen + (params ? jlen : 0) + JR_MESSAGE_TAIL + 1;
+	}
+	return total;
+}
+
+static int jr_batch_is_request(lua_State *L, int notify, lua_Integer i)
+{
+	int is_request;
+
+	if (lua_isnil(L, notify))
+		return 1;
+	lua_rawgeti(L, notify, i);
+	is_request = !lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return is_request;
+}
+
+/* Writes the batch sized by jr_batch_size at p, its requests numbered
+ * from first_id; *ids: how many requests. Returns the end. */
+char *jr_write_batch(lua_State *L, int list, lua_Integer n,
+		     lua_Integer first_id, char *p, lua_Integer *ids)
+{
+	size_t plen, jlen = 0;
+	const char *prefix, *params;
+	int is_request;
+	lua_Integer i;
+
+	*ids = 0;
+	*p++ = '[';
+	for (i = 1; i <= n; i++) {
+		prefix = jr_batch_entry(L, list, i, &plen, &params, &jlen);
+		is_request = jr_batch_is_request(L, list + 1, i);
+		if (i > 1)
+			*p++ = ',';
+		p = jr_write_message(p, prefix, plen, params, jlen,
+				     is_request, first_id + *ids);
+		*ids += is_request;
+	}
+	*p++ = ']';
+	return p;
+}
+
+/* simple_params(...) -> the JSON array of its arguments | false when
+ * there are none (no params member) | nothing when one is not simple (the
+ * codec's work, then). */
 static int l_simple_params(lua_State *L)
 {
 	int n = lua_gettop(L);
@@ -201,6 +292,10 @@ static int l_simple_params(lua_State *L)
 	luaL_Buffer b;
 	char *p, *start;
 
+	if (!n) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
 	if (!cap)
 		return 0;
 	start = luaL_buffinitsize(L, &b, cap);
@@ -220,16 +315,9 @@ static int l_message_text(lua_State *L)
 	int has_id = !lua_isnoneornil(L, 3);
 	lua_Integer id = has_id ? luaL_checkinteger(L, 3) : 0;
 	luaL_Buffer b;
-	char *start = luaL_buffinitsize(L, &b, plen + jlen + 40), *p = start;
+	char *start = luaL_buffinitsize(L, &b, plen + jlen + JR_MESSAGE_TAIL);
+	char *p = jr_write_message(start, prefix, plen, params, jlen, has_id, id);
 
-	memcpy(p, prefix, plen);
-	p += plen;
-	if (params) {
-		p = jr_write_params_key(p);
-		memcpy(p, params, jlen);
-		p += jlen;
-	}
-	p = jr_write_message_end(p, has_id, id);
 	luaL_pushresultsize(&b, (size_t)(p - start));
 	return 1;
 }

@@ -13,6 +13,7 @@
  *            the authorize hook.
  *   scan.c   raw JSON scanning: exact ids, batch elements, the responses
  *            pop() hands over already read.
+ *   frame.c  gathered writes: many small messages framed into one send().
  *   encode.c JSON writing of simple params (numbers, strings, ...) for
  *            the common call, straight into the send buffer.
  *   core.c   luaopen_jsonrpc_websocket_core.
@@ -40,6 +41,7 @@ typedef struct jr_loop jr_loop;
 typedef struct jr_conn jr_conn;
 typedef struct jr_event jr_event;
 typedef struct jr_vhost jr_vhost;
+typedef struct jr_frames jr_frames;
 
 enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
@@ -69,6 +71,7 @@ struct jr_loop {
 	unsigned int nvhosts;        /* vhosts made so far (for names) */
 	lua_State *L;                /* the thread inside step(), for hooks */
 	int in_hook;                 /* an authorize hook runs: no service */
+	jr_frames *frames;           /* gathered writes (frame.c), on demand */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -105,7 +108,7 @@ extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
-int jr_conn_reads_responses(const jr_conn *c);
+int jr_conn_core_json(const jr_conn *c);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
@@ -115,10 +118,26 @@ int jr_server_push_accept(lua_State *L, jr_event *e);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
 
+/* frame.c */
+#define JR_GATHER (64 * 1024)    /* bytes of frames per gathered write */
+#define JR_FRAME_HEADER_MAX 14   /* 2 + 8 bytes of length + 4 of mask key */
+jr_frames *jr_frames_new(void);
+void jr_frames_free(jr_frames *f);
+unsigned char *jr_frames_start(jr_frames *f);
+unsigned char *jr_frame_append(jr_frames *f, struct lws_context *cx,
+			       unsigned char *p, const unsigned char *msg,
+			       size_t len, int masked);
+
 /* encode.c */
 char *jr_write_integer(char *p, lua_Integer v);
 char *jr_write_params_key(char *p);
 char *jr_write_message_end(char *p, int has_id, lua_Integer id);
+/* bytes a message needs beyond its prefix and params: ,"params": ,"id":
+ * and a 64-bit id, } */
+#define JR_MESSAGE_TAIL 40
+size_t jr_batch_size(lua_State *L, int list, lua_Integer n);
+char *jr_write_batch(lua_State *L, int list, lua_Integer n,
+		     lua_Integer first_id, char *p, lua_Integer *ids);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];

@@ -186,7 +186,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
 	int n;
 
 	jr_conn_push_owner(L, e->conn);
-	if (jr_conn_reads_responses(e->conn)) {
+	if (jr_conn_core_json(e->conn)) {
 		lua_pushliteral(L, "response");
 		if ((n = jr_push_response(L, e->data, e->len)))
 			return 2 + n;
@@ -208,7 +208,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "message", data, is_binary
  *   owner, "response", id, result [, true: result is JSON text to decode]
  *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
- *          (these two only for conns that read_responses: see scan.c)
+ *          (these two only for conns with core_json: see scan.c)
  *   owner, "closed", code, reason, failure, http_status, was_open,
  *          closed_here, written
  * `owner` is the Lua value given to connect().
@@ -273,6 +273,7 @@ static int l_loop_gc(lua_State *L)
 		lws_context_destroy(loop->cx);
 	jr_vhost_forget_all(loop);
 	jr_conn_detach_all(loop);
+	jr_frames_free(loop->frames);
 	free(loop);
 	*pl = NULL;
 	return 0;

@@ -186,33 +186,33 @@ static int push_simple(lua_State *L, const char *v, const char *end)
 }
 
 /*
- * Pushes id, value [, true] and returns how many; or pushes nothing and
- * returns 0. (Lua: json_response(text); loop.c: "response" events.)
  * The fast path for the common message: {"jsonrpc":"2.0","id":<int>,
- * "result":...} with no "error" and no "method". The value is pushed
- * ready (integer, plain string, boolean, nil) or, with needs_decode true,
- * as the raw JSON text of the result for the codec. Anything else returns
- * nothing and goes the general way.
+ * "result":...} with no "error" and no "method", starting at p. On
+ * success pushes id, value [, true], sets *pushed to how many, and
+ * returns the end of the object. The value is pushed ready (integer,
+ * plain string, boolean, nil) or, with needs_decode true, as the raw JSON
+ * text of the result for the codec. Anything else pushes nothing and
+ * returns NULL: it goes the general way.
  */
-int jr_push_response(lua_State *L, const char *text, size_t len)
+static const char *scan_response(lua_State *L, const char *p, const char *end,
+				 int *pushed)
 {
-	const char *end = text + len, *p = skip_ws(text, end);
 	const char *id = NULL, *id_end = NULL, *res = NULL, *res_end = NULL;
 
 	if (p >= end || *p != '{')
-		return 0;
+		return NULL;
 	for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
 		const char *k = p + 1, *kend = skip_string(p, end), *v;
 		size_t klen;
 		if (!kend)
-			return 0;
+			return NULL;
 		klen = (size_t)(kend - 1 - k);
 		p = skip_ws(kend, end);
 		if (p >= end || *p != ':')
-			return 0;
+			return NULL;
 		v = skip_ws(p + 1, end);
 		if (!(p = skip_value(v, end)) || p == v)
-			return 0;
+			return NULL;
 		if (klen == 2 && !memcmp(k, "id", 2)) {
 			id = v;
 			id_end = p;
@@ -220,21 +220,40 @@ int jr_push_response(lua_State *L, const char *text, size_t len)
 			res = v;
 			res_end = p;
 		} else if (!(klen == 7 && !memcmp(k, "jsonrpc", 7))) {
-			return 0; /* error, method, or something unusual */
+			return NULL; /* error, method, or something unusual */
 		}
 		p = skip_ws(p, end);
 		if (p < end && *p == ',')
 			p = skip_ws(p + 1, end);
 	}
-	if (p >= end || *p != '}' || skip_ws(p + 1, end) != end)
+	if (p >= end || *p != '}' || !id || !res || !push_integer(L, id, id_end))
+		return NULL;
+	if (push_simple(L, res, res_end)) {
+		*pushed = 2;
+	} else {
+		lua_pushlstring(L, res, (size_t)(res_end - res));
+		lua_pushboolean(L, 1);
+		*pushed = 3;
+	}
+	return p + 1;
+}
+
+/* Pushes id, value [, true] for a message that is one such response and
+ * returns how many; else pushes nothing and returns 0. (Lua:
+ * json_response(text); loop.c: "response" events.) */
+int jr_push_response(lua_State *L, const char *text, size_t len)
+{
+	const char *end = text + len, *p;
+	int pushed;
+
+	p = scan_response(L, skip_ws(text, end), end, &pushed);
+	if (!p)
 		return 0;
-	if (!id || !res || !push_integer(L, id, id_end))
+	if (skip_ws(p, end) != end) {
+		lua_pop(L, pushed);
 		return 0;
-	if (push_simple(L, res, res_end))
-		return 2;
-	lua_pushlstring(L, res, (size_t)(res_end - res));
-	lua_pushboolean(L, 1);
-	return 3;
+	}
+	return pushed;
 }
 
 /*
@@ -254,17 +273,14 @@ int jr_push_responses(lua_State *L, const char *text, size_t len)
 	 * {"id":1,"result":1}, takes 20 bytes), within reason */
 	lua_createtable(L, 3 * (int)(len / 20 < 1024 ? len / 20 + 1 : 1024), 0);
 	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
-		const char *v = p;
-		if (!(p = skip_value(v, end)) || p == v ||
-		    !(pushed = jr_push_response(L, v, (size_t)(p - v)))) {
+		if (!(p = scan_response(L, p, end, &pushed))) {
 			lua_settop(L, top);
 			return 0;
 		}
-		for (k = 1; k <= pushed; k++) { /* in order: the array part grows */
-			lua_pushvalue(L, list + k);
+		/* from the top down, popping as it goes; within the room
+		 * made above each lands in the array part at once */
+		for (k = pushed; k >= 1; k--)
 			lua_rawseti(L, list, 3 * n + k);
-		}
-		lua_settop(L, list);
 		n++;
 		p = skip_ws(p, end);
 		if (p < end && *p == ',')

@@ -7,63 +7,78 @@
 --    end)
 -- @module jsonrpc_websocket.batch
 
+local core = require "jsonrpc_websocket.core"
 local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 
 local TimeoutError = errors.TimeoutError
-local type, setmetatable, rawset, error, concat =
-  type, setmetatable, rawset, error, table.concat
+local type, setmetatable, rawset, error, pairs = type, setmetatable, rawset, error, pairs
+local tointeger = math.tointeger
 local params_from_args = codec.params_from_args
 
 local M = {}
 
 ---------------------------------------------------------------------------
--- The builder handed to the user's function.
+-- The builder handed to the user's function. Its state (`entries`) keeps
+-- the messages in the form the core writes them from (conn:send_batch):
+-- `list` holds each one's method prefix then params (JSON text, or false
+-- for none); `notify`, once there is a notification, is true at the index
+-- of each. No table per entry: an add costs two list slots.
 ---------------------------------------------------------------------------
-local NAME, BUILDER, STATE = {}, {}, {} -- private keys: nothing shadows a method name
+local NAME, PREFIX, STATE = {}, {}, {} -- private keys: nothing shadows a method name
 local builder_mt, method_mt = {}, {}
+local simple_params, new_list = core.simple_params, core.new_list
+local MAX_LIST_HINT = 2 * 4096
 
--- Entries are kept in parallel arrays: no table per entry.
-local function add(builder, name, params, notify)
-  local b = builder[STATE]
-  local n = b.n + 1
-  b.n, b.names[n], b.params[n], b.notify[n] = n, name, params or false, notify
+local function add(e, prefix, params)
+  local n = e.n + 1
+  e.n = n
+  e.list[2 * n - 1], e.list[2 * n] = prefix, params or false
+  return n
 end
 
-local function method(builder, name)
-  local methods = builder[STATE].methods
-  local m = methods[name]
+-- The proxy for remote method `name`, made once per batch.
+local function method(e, name)
+  local m = e.methods[name]
   if not m then
-    m = setmetatable({ [NAME] = name, [BUILDER] = builder }, method_mt)
-    methods[name] = m
+    m = setmetatable({ [NAME] = name, [PREFIX] = e.link:prefix_for(name), [STATE] = e },
+      method_mt)
+    e.methods[name] = m
   end
   return m
 end
 
 method_mt.__index = function(p, key)
   if type(key) ~= "string" then return nil end
-  return method(p[BUILDER], p[NAME] .. "." .. key)
+  return method(p[STATE], p[NAME] .. "." .. key)
 end
 
+-- The hot path: simple params are written by the core (when the codec is
+-- ours), the rest by codec.params_from_args.
 method_mt.__call = function(p, ...)
-  local b = p[BUILDER]
-  local link = b[STATE].link
-  add(b, p[NAME], params_from_args(link.json, link.null, ...), false)
+  local e = p[STATE]
+  local params
+  if e.fast then params = simple_params(...) end
+  if params == nil then params = params_from_args(e.json, e.null, ...) end
+  add(e, p[PREFIX], params)
 end
 
 local Builder = {}
 
 function Builder.call(b, name, params)
   if type(name) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
-  local link = b[STATE].link
-  add(b, name, codec.params_from_table(link.json, link.null, params), false)
+  local e = b[STATE]
+  add(e, method(e, name)[PREFIX], codec.params_from_table(e.json, e.null, params))
 end
 
 function Builder.notify(b, name, ...)
   if type(name) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
-  local link = b[STATE].link
-  add(b, name, params_from_args(link.json, link.null, ...), true)
+  local e = b[STATE]
+  local n = add(e, method(e, name)[PREFIX], params_from_args(e.json, e.null, ...))
+  e.notify = e.notify or {}
+  e.notify[n] = true
+  e.notifications = e.notifications + 1
 end
 
 -- b.key: a builder method, or the proxy for remote method `key`; kept in
@@ -72,83 +87,112 @@ builder_mt.__index = function(b, key)
   local value = Builder[key]
   if value == nil then
     if type(key) ~= "string" then return nil end
-    value = method(b, key)
+    value = method(b[STATE], key)
   end
   rawset(b, key, value)
   return value
 end
 
 ---------------------------------------------------------------------------
--- A batch in flight.
+-- A batch in flight: its requests have the ids first .. first + count - 1,
+-- and request id's outcome goes to results[id - first + 1].
 ---------------------------------------------------------------------------
 local Batch = {}
 Batch.__index = Batch
 
---- The outcome of request `id` (called by the link's resolve). The ids of
--- a batch are consecutive, so the entry is id - first id + 1.
-function Batch:deliver(id, ok, value)
-  local index = id - self.ids[1] + 1
-  local entry
-  if ok then
-    entry = { result = value }
-  else
-    if value == self.link.TIMED_OUT then
-      value = TimeoutError(("no answer within %g s"):format(self.timeout))
-    end
-    value.method = self.names[index]
-    entry = { error = value }
+-- The method of the index-th request (notifications have no result).
+local function request_name(self, index)
+  local e = self.entries
+  local notify, i = e.notify or {}, 0
+  repeat
+    i = i + 1
+    if not notify[i] then index = index - 1 end
+  until index == 0
+  local prefix = e.list[2 * i - 1]
+  for name, m in pairs(e.methods) do
+    if m[PREFIX] == prefix then return name end
   end
-  self.results[index] = entry
-  self.left = self.left - 1
-  if self.left == 0 then
+end
+
+local function settled(self, left)
+  self.left = left
+  if left == 0 then
     self.link:batch_done(self)
     sched.wake(self.waiter, true)
   end
 end
 
--- The batch's timer: every entry still waiting times out.
-local function expire(b)
-  for i = 1, #b.ids do
-    local id = b.ids[i]
-    if b.link.pending[id] then b.link:expire(id) end
+--- Whether request `id` is one of this batch's and still waits.
+function Batch:waits_for(id)
+  local index = type(id) == "number" and tointeger(id)
+  if not index then return false end
+  index = index - self.first + 1
+  return index >= 1 and index <= self.count and self.results[index] == nil
+end
+
+--- Appends the ids still waiting to the list `ids`.
+function Batch:waiting_ids(ids)
+  local results, first = self.results, self.first
+  for index = 1, self.count do
+    if results[index] == nil then ids[#ids + 1] = first + index - 1 end
   end
 end
 
--- The text of the whole batch; fills b.ids and b.names for the requests.
-local function encode(b, entries)
-  local link, parts, ids, names = b.link, {}, b.ids, b.names
-  local request, notification = codec.request, codec.notification
-  for i = 1, entries.n do
-    local name, params = entries.names[i], entries.params[i] or nil
-    local prefix = link:prefix_for(name)
-    if entries.notify[i] then
-      parts[i] = notification(prefix, params)
-    else
-      local id = link:new_id()
-      ids[#ids + 1] = id
-      names[#names + 1] = name
-      parts[i] = request(prefix, params, id)
+--- The outcome of request `id` (called by the link's resolve).
+function Batch:deliver(id, ok, value)
+  local index = id - self.first + 1
+  if ok then
+    self.results[index] = { result = value }
+  else
+    if value == self.link.TIMED_OUT then
+      value = TimeoutError(("no answer within %g s"):format(self.timeout))
     end
+    value.method = request_name(self, index)
+    self.results[index] = { error = value }
   end
-  return "[" .. concat(parts, ",") .. "]"
+  settled(self, self.left - 1)
+end
+
+--- The answers the core has read (see Link:responses), from list[i] on:
+-- takes the run of them that are this batch's and need no decoding, and
+-- returns the index of the first it left (i when it took none).
+function Batch:take_responses(list, i, last)
+  if self.link.max_in_flight then return i end -- resolve counts the slots
+  local first, count, results, left = self.first, self.count, self.results, self.left
+  while i <= last do
+    local index = list[i] - first + 1 -- the core's ids are integers
+    if index < 1 or index > count or results[index] ~= nil or list[i + 2] then break end
+    results[index] = { result = list[i + 1] }
+    left = left - 1
+    i = i + 3
+  end
+  settled(self, left)
+  return i
+end
+
+-- The batch's timer: every entry still waiting times out.
+local function expire(b)
+  for id = b.first, b.first + b.count - 1 do
+    if b:waits_for(id) then b.link:expire(id) end
+  end
 end
 
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
-  local entries = { link = link, n = 0, names = {}, params = {}, notify = {},
-    methods = {} }
-  fn(setmetatable({ [STATE] = entries }, builder_mt))
-  if entries.n == 0 then return {} end
+  -- the builder's list starts as large as this link's last batch needed
+  local e = { link = link, json = link.json, null = link.null, fast = link.fast,
+    n = 0, notifications = 0, list = new_list(link.batch_list_size or 0), methods = {} }
+  fn(setmetatable({ [STATE] = e }, builder_mt))
+  if e.n == 0 then return {} end
+  link.batch_list_size = math.min(2 * e.n, MAX_LIST_HINT)
   if link.state ~= "open" or link.max_in_flight then link:await_turn("batch", timeout) end
-  local b = setmetatable({ link = link, ids = {}, names = {}, results = {},
-    timeout = timeout, waiter = sched.waiter() }, Batch)
-  local text = encode(b, entries)
-  local ids = b.ids
-  local ok, why, kind = link.conn:send(text, ids[1], #ids) -- ids are consecutive
+  local first, count = link.next_id, e.n - e.notifications
+  link.next_id = first + count
+  local ok, why, kind = link.conn:send_batch(e.n, e.list, e.notify, first)
   if not ok then link.send_failed(why, kind, "batch") end
-  b.left = #ids
-  if b.left == 0 then return {} end
-  for i = 1, #ids do link:track(ids[i], b, nil) end
+  if count == 0 then return {} end
+  local b = setmetatable({ link = link, entries = e, first = first, count = count,
+    left = count, results = new_list(count), timeout = timeout, waiter = sched.waiter() }, Batch)
   link:batch_started(b)
   local t = timeout and sched.timer(timeout, expire, b)
   sched.wait(b.waiter)

@@ -49,7 +49,7 @@ proxy_mt.__call = function(p, ...)
     prefix = link:prefix_for(p[NAME])
     rawset(p, PREFIX, prefix)
   end
-  return link:request_args(prefix, p[NAME], link.timeout, ...)
+  return link:request_args(prefix, ...) -- a tail call: see link.lua, "Stack depth"
 end
 
 -- server.ns.method = fn registers a handler for "ns.method".

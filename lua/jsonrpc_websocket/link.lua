@@ -16,7 +16,7 @@ local options = require "jsonrpc_websocket.options"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
-local type, pairs, pcall, error, tostring = type, pairs, pcall, error, tostring
+local type, pairs, ipairs, pcall, error, tostring = type, pairs, ipairs, pcall, error, tostring
 local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel, now =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
@@ -65,20 +65,42 @@ end
 -- Pending calls
 ---------------------------------------------------------------------------
 
+--[[ Calls are pending in two ways. A single call's waiter is in
+`pending[id]`, with its deadline or timer. A batch's calls are not there
+(a batch of a hundred would cost a hundred hash inserts and removals): the
+batch is in `batches` and knows which of its ids still wait. ]]
+
+--- The batch in flight that still waits for request `id`, if any.
+local function batch_waiting(self, id)
+  local list = self.batches
+  for i = 1, #list do
+    if list[i]:waits_for(id) then return list[i] end
+  end
+end
+
+--- Whether anyone waits for the answer to request `id`.
+function Link:waits_for(id)
+  return self.pending[id] ~= nil or batch_waiting(self, id) ~= nil
+end
+
 --- Forgets call `id` and hands (ok, value) to whoever waits for it.
 -- `at_once`: a task waiting for it runs now rather than on the next turn
 -- (sched.resume_now says when that is allowed).
 function Link:resolve(id, ok, value, at_once)
-  local w = self.pending[id]
-  if not w then return end
-  self.pending[id], self.deadlines[id] = nil, nil
-  local t = self.timers[id]
-  if t then
-    self.timers[id] = nil
-    cancel(t)
+  local w, batch = self.pending[id], nil
+  if w then
+    self.pending[id], self.deadlines[id] = nil, nil
+    local t = self.timers[id]
+    if t then
+      self.timers[id] = nil
+      cancel(t)
+    end
+  else
+    batch = batch_waiting(self, id)
+    if not batch then return end
   end
   if self.max_in_flight then self:slot_freed() end
-  if type(w) == "table" and w.deliver then return w:deliver(id, ok, value) end
+  if batch then return batch:deliver(id, ok, value) end
   if at_once then return resume_now(w, ok, value) end
   wake(w, ok, value)
 end
@@ -86,7 +108,7 @@ end
 --- A response arrived: hand it to whoever waits for its id.
 function Link:settle(response)
   local id = response.id
-  if not self.pending[id] then
+  if not self:waits_for(id) then
     if self.expired[id] then
       self.expired[id] = nil -- the late answer of a timed-out call
       return
@@ -103,7 +125,7 @@ end
 
 --- A call's timer ran out: forget the call, fail its caller.
 function Link:expire(id)
-  if not self.pending[id] then return end
+  if not self:waits_for(id) then return end
   self.timers[id] = nil
   -- remember it to drop its late answer quietly; a peer that never answers
   -- must not grow this forever, so past a bound the oldest are forgotten
@@ -120,6 +142,7 @@ end
 function Link:fail_pending(cause, unsent)
   local ids = {}
   for id in pairs(self.pending) do ids[#ids + 1] = id end
+  for _, b in ipairs(self.batches) do b:waiting_ids(ids) end
   for i = 1, #ids do
     local id = ids[i]
     local err = TransportError("Connection closed.", cause)
@@ -186,15 +209,18 @@ end
 local send_failed = Link.send_failed
 
 --[[ Stack depth and memory. A task's stack grows to the deepest point it
-reaches and keeps most of that while it waits, and a C function call
-takes 20 slots above its caller. So await_answer calls C itself (the
-clock, coroutine.running) rather than through helpers one level down
-(track, waiter): every waiting call is a little smaller (about 60 bytes
-measured). The deepest point is the C send on the way there, which is
-what grows a task's stack past Lua's initial 45 slots. ]]
+reaches and keeps that while it waits: a task starts with 40 slots, and
+the first time it needs more it has 80 (640 bytes more, for every call
+waiting). A C function call takes 20 slots above its arguments. So the
+common call path keeps few registers live where it calls C: the send in
+request_args comes before any other local, the proxy call reaches it by a
+tail call, and the waiting is a tail call too (await_answer, which calls
+C itself rather than through helpers one level down). A task whose own
+frame is small then waits within its first 40 slots. ]]
 
---- Waits for the answer to request `id`, just sent: its result, or raises.
-function Link:await_answer(id, timeout, method)
+--- Waits for the answer to request `id`, just sent: its result, or raises
+-- (the method is named by the prefix of its request).
+function Link:await_answer(id, timeout, prefix)
   local w = task_waiter(co_running())
   self:track(id, w, timeout, timeout and now())
   local done, value
@@ -207,7 +233,7 @@ function Link:await_answer(id, timeout, method)
   if value == TIMED_OUT then
     value = TimeoutError(("no answer within %g s"):format(timeout))
   end
-  raise(value, method)
+  raise(value, self.method_names[prefix])
 end
 
 --- A call whose params are JSON text already (or nil: none).
@@ -218,32 +244,48 @@ function Link:request(prefix, params, method, timeout)
   local id = self:new_id()
   local ok, why, kind = self.conn:send(request_message(prefix, params, id), id)
   if not ok then send_failed(why, kind, method) end
-  return self:await_answer(id, timeout, method)
+  return self:await_answer(id, timeout, prefix)
 end
 
 -- Sends the request `id` (nil: the notification) whose params are the
--- arguments `...` (the rules of codec.params_from_args): written by the C
--- core when they are simple values and the codec is ours, else encoded by
--- the codec.
-local function send_args(self, prefix, id, ...)
-  if self.fast then
-    local ok, why, kind = self.conn:send_call(prefix, id, select("#", ...), ...)
-    if ok ~= nil then return ok, why, kind end
-  end
+-- arguments `...`, encoded by the codec (the rules of
+-- codec.params_from_args): for what conn:send_call leaves, values it
+-- cannot write or a codec of the user's.
+local function send_encoded(self, prefix, id, ...)
   local params = params_from_args(self.json, self.null, ...)
   if id then return self.conn:send(request_message(prefix, params, id), id) end
   return self.conn:send(notification_message(prefix, params))
 end
 
---- A call whose params are the arguments `...` (a proxy call).
-function Link:request_args(prefix, method, timeout, ...)
-  if self.state ~= "open" or self.max_in_flight then
-    timeout = self:await_turn(method, timeout)
-  end
+-- Sends request `id` (nil: the notification) with the params `...`.
+local function send_args(self, prefix, id, ...)
+  local ok, why, kind = self.conn:send_call(prefix, id, ...)
+  if ok ~= nil then return ok, why, kind end
+  return send_encoded(self, prefix, id, ...)
+end
+
+-- request_args once the call must wait for its turn (see below).
+local function request_after_turn(self, prefix, ...)
+  local timeout = self:await_turn(self.method_names[prefix], self.timeout)
   local id = self:new_id()
   local ok, why, kind = send_args(self, prefix, id, ...)
-  if not ok then send_failed(why, kind, method) end
-  return self:await_answer(id, timeout, method)
+  if not ok then send_failed(why, kind, self.method_names[prefix]) end
+  return self:await_answer(id, timeout, prefix)
+end
+
+--- A call of the method `prefix` names, whose params are the arguments
+-- `...` (a proxy call), with the Server's timeout. The common case is
+-- written out here, its send first (see "Stack depth" above).
+function Link:request_args(prefix, ...)
+  if self.state ~= "open" or self.max_in_flight then
+    return request_after_turn(self, prefix, ...)
+  end
+  local id = self.next_id
+  self.next_id = id + 1
+  local ok, why, kind = self.conn:send_call(prefix, id, ...)
+  if ok == nil then ok, why, kind = send_encoded(self, prefix, id, ...) end
+  if not ok then send_failed(why, kind, self.method_names[prefix]) end
+  return self:await_answer(id, self.timeout, prefix)
 end
 
 --- A notification whose params are the arguments `...`.
@@ -254,10 +296,12 @@ function Link:notify_args(prefix, method, ...)
 end
 
 --- Batches in flight, oldest first: a peer that cannot read a batch may
--- answer it with one error object whose id is null.
+-- answer it with one error object whose id is null. Each of its calls
+-- takes a slot (max_in_flight).
 function Link:batch_started(b)
   local list = self.batches
   list[#list + 1] = b
+  if self.max_in_flight then self.in_flight = self.in_flight + b.count end
 end
 
 function Link:batch_done(b)
@@ -273,9 +317,8 @@ function Link:settle_null_id(response)
   local b = self.batches[1]
   local err = response.error
   if not b or err == nil or err == self.null then return false end
-  for i = 1, #b.ids do
-    local id = b.ids[i]
-    if self.pending[id] then self:resolve(id, false, self:protocol_error(response)) end
+  for id = b.first, b.first + b.count - 1 do
+    if b:waits_for(id) then self:resolve(id, false, self:protocol_error(response)) end
   end
   return true
 end
@@ -351,7 +394,7 @@ function Link:start_connect()
     return nil, TransportError(("connect to %s failed: %s"):format(self.url, cause), cause)
   end
   sched.io_started()
-  if self.fast then conn:read_responses(true) end
+  if self.fast then conn:core_json(true) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -417,7 +460,7 @@ end
 function Link:settle_fast(text)
   if not self.fast then return false end
   local id, value, needs_decode = json_response(text)
-  if not (id and self.pending[id]) then return false end
+  if not (id and self:waits_for(id)) then return false end
   if needs_decode then
     local ok, decoded = decode_result(self, value)
     if not ok then return false end
@@ -433,7 +476,7 @@ function Link:message(text)
   return incoming(self, text)
 end
 
---- Core event: a simple response the core has read (conn:read_responses):
+--- Core event: a simple response the core has read (conn:core_json):
 -- its id and result, or the result's JSON text when `needs_decode`.
 function Link:response(id, value, needs_decode)
   if needs_decode then
@@ -443,13 +486,28 @@ function Link:response(id, value, needs_decode)
     end
     value = decoded
   end
-  if self.pending[id] then return self:resolve(id, true, value, true) end
+  if self.pending[id] or batch_waiting(self, id) then
+    return self:resolve(id, true, value, true)
+  end
   self:settle({ jsonrpc = "2.0", id = id, result = value })
 end
 
 --- Core event: a batch answer of such responses, `n` triples in `list`.
+-- A batch takes its own answers in one go (Batch:take_responses).
 function Link:responses(list, n)
-  for i = 1, 3 * n, 3 do self:response(list[i], list[i + 1], list[i + 2]) end
+  local pending, i, last = self.pending, 1, 3 * n
+  while i <= last do
+    local id, j = list[i], i
+    if not pending[id] then
+      local b = batch_waiting(self, id)
+      if b then j = b:take_responses(list, i, last) end
+    end
+    if j == i then
+      self:response(id, list[i + 1], list[i + 2])
+      j = i + 3
+    end
+    i = j
+  end
 end
 
 local function close_cause(self, code, reason, failure, status, closed_here)
@@ -566,11 +624,13 @@ function Link:register(name, fn)
   self.handlers[name] = dispatch.check_handler(fn, name)
 end
 
+--- The fixed head of a request for method `name` (codec.method_prefix),
+-- made once; method_names maps it back.
 function Link:prefix_for(name)
   local prefix = self.prefixes[name]
   if not prefix then
     prefix = codec.method_prefix(self.json, name)
-    self.prefixes[name] = prefix
+    self.prefixes[name], self.method_names[prefix] = prefix, name
   end
   return prefix
 end
@@ -630,6 +690,7 @@ function Link.init(t, class)
   t.n_expired = 0
   t.deadlines, t.deadline_cursor = {}, 1
   t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
+  t.method_names = t.method_names or {}
   t.close_waiters, t.turn_waiters = {}, {}
   t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
   if t.json then
