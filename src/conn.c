@@ -41,6 +41,7 @@ struct jr_conn {
 	int closed_queued;
 	int core_json;       /* the codec is ours: see l_core_json */
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
+	int flush;           /* queued output to write at the next step */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -265,33 +266,80 @@ static void jr_out_done(jr_conn *c)
 
 /* Writes the queued whole messages that fit in one gathered write
  * (frame.c). Returns how many, 0 when the head message does not fit (or
- * c must not use raw frames), -1 when the write failed. */
+ * c must not use raw frames), -1 when the write failed (the messages stay
+ * queued: the close that follows counts them as never sent). */
 static int jr_write_gathered(struct lws *wsi, jr_conn *c)
 {
 	jr_loop *loop = c->loop;
 	unsigned char *start, *p, *end;
 	struct jr_out *o;
-	int n = 0;
+	int n = 0, i;
 
 	if (!c->raw_frames || !loop)
 		return 0;
 	if (!loop->frames && !(loop->frames = jr_frames_new()))
 		return 0;
 	start = p = jr_frames_start(loop->frames);
-	while ((o = c->out_head) && o->off == 0 &&
-	       o->len + JR_FRAME_HEADER_MAX <= JR_GATHER - (size_t)(p - start)) {
+	for (o = c->out_head; o && o->off == 0 &&
+	     o->len + JR_FRAME_HEADER_MAX <= JR_GATHER - (size_t)(p - start);
+	     o = o->next) {
 		end = jr_frame_append(loop->frames, loop->cx, p, o->buf + LWS_PRE,
 				      o->len, !c->listener);
 		if (!end)
 			break;
 		p = end;
-		jr_out_done(c);
 		n++;
 	}
 	if (p > start && lws_write(wsi, start, (size_t)(p - start),
 				   LWS_WRITE_RAW) < (int)(p - start))
 		return -1;
+	for (i = 0; i < n; i++)
+		jr_out_done(c);
 	return n;
+}
+
+/*
+ * A message was queued. A connection that gathers its writes is flushed
+ * at the start of the loop's next step (jr_conn_flush_all), when whatever
+ * else Lua sends this turn has joined it: waiting for lws to report the
+ * socket writable would cost a poll() round trip per step. The others
+ * wait for WRITEABLE.
+ */
+static void jr_want_write(jr_conn *c)
+{
+	if (c->raw_frames && c->loop) {
+		c->flush = 1;
+		c->loop->flush_pending = 1;
+	} else {
+		lws_callback_on_writable(c->wsi);
+	}
+}
+
+/* Writes what c has queued, as far as it can without waiting; the rest
+ * (a large message, a socket that is full) goes when lws says WRITEABLE. */
+static void jr_conn_flush(jr_conn *c)
+{
+	int n;
+
+	c->flush = 0;
+	if (!c->wsi || !c->established)
+		return;
+	do
+		n = lws_partial_buffered(c->wsi) ? 0 : jr_write_gathered(c->wsi, c);
+	while (n > 0 && c->out_head);
+	if (c->out_head || c->want_close)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* Called by step() before it services: see jr_want_write. */
+void jr_conn_flush_all(jr_loop *loop)
+{
+	jr_conn *c;
+
+	loop->flush_pending = 0;
+	for (c = loop->conns; c; c = c->next)
+		if (c->flush)
+			jr_conn_flush(c);
 }
 
 static int jr_write_next(struct lws *wsi, jr_conn *c)
@@ -818,11 +866,21 @@ static struct jr_out *jr_out_new(lua_State *L, size_t cap,
 	return o;
 }
 
+/* Queues o. A request from the main thread is written at once: that is a
+ * plain script, which blocks for the answer right after, so nothing else
+ * would join the write, and the server can start on it while Lua gets
+ * ready to wait. */
 static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
 {
+	int main_thread = lua_pushthread(L);
+
+	lua_pop(L, 1);
 	*c->out_tail = o;
 	c->out_tail = &o->next;
-	lws_callback_on_writable(c->wsi);
+	jr_want_write(c);
+	if (o->ids > 0 && main_thread && c->flush && !c->loop->in_service &&
+	    !c->loop->in_hook)
+		jr_conn_flush(c);
 	lua_pushboolean(L, 1);
 	return 1;
 }

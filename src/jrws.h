@@ -72,6 +72,7 @@ struct jr_loop {
 	lua_State *L;                /* the thread inside step(), for hooks */
 	int in_hook;                 /* an authorize hook runs: no service */
 	jr_frames *frames;           /* gathered writes (frame.c), on demand */
+	int flush_pending;           /* a conn has output to flush (conn.c) */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -97,6 +98,7 @@ void jr_conn_open(lua_State *L);
 int jr_conn_push_closed(lua_State *L, jr_conn *c);
 void jr_conn_push_owner(lua_State *L, jr_conn *c);
 void jr_conn_detach_all(jr_loop *loop);
+void jr_conn_flush_all(jr_loop *loop);
 int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 	       int binary, size_t remaining);
 #ifdef JR_FUZZING

@@ -155,6 +155,8 @@ static int l_step(lua_State *L)
 				     "inside an authorize hook");
 	cx = jr_loop_context(L, loop);
 	loop->L = L;
+	if (loop->flush_pending)
+		jr_conn_flush_all(loop);
 	if (loop->head)
 		timeout_ms = 0;
 	if (timeout_ms == 0) {

@@ -185,22 +185,6 @@ function Link:check_deadlines()
   end
 end
 
---- Records call `id` as pending on `w`. `t`: the time now, when the
--- caller has read it (see await_answer).
-function Link:track(id, w, timeout, t)
-  self.pending[id] = w
-  if timeout then
-    if timeout == self.timeout then
-      local at = (t or now()) + timeout
-      self.deadlines[id] = at
-      if not self.deadline_timer then self:arm_deadlines(at) end
-    else
-      self.timers[id] = timer(timeout, Link.expire, self, id)
-    end
-  end
-  if self.max_in_flight then self.in_flight = self.in_flight + 1 end
-end
-
 -- conn:send refused: not open, or over max_message_size (nothing sent).
 function Link.send_failed(why, kind, method)
   raise(TransportError(kind == "too_large" and "Message too large."
@@ -222,7 +206,17 @@ frame is small then waits within its first 40 slots. ]]
 -- (the method is named by the prefix of its request).
 function Link:await_answer(id, timeout, prefix)
   local w = task_waiter(co_running())
-  self:track(id, w, timeout, timeout and now())
+  self.pending[id] = w -- the call is pending: with a deadline, or a timer
+  if timeout then
+    if timeout == self.timeout then
+      local at = now() + timeout
+      self.deadlines[id] = at
+      if not self.deadline_timer then self:arm_deadlines(at) end
+    else
+      self.timers[id] = timer(timeout, Link.expire, self, id)
+    end
+  end
+  if self.max_in_flight then self.in_flight = self.in_flight + 1 end
   local done, value
   if type(w) == "thread" then -- yield right here: a shallower stack per task
     done, value = co_yield(WAIT)

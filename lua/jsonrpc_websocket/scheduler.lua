@@ -13,7 +13,6 @@ local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
 local core_step, core_pop, now = core.step, core.pop, core.now
-local floor = math.floor
 
 local M = { now = now }
 
@@ -82,7 +81,9 @@ end
 -- Runs the timers that are due; returns the next one still waiting, and
 -- the time it went by.
 local function fire_timers()
-  local t = next_timer()
+  if heap_n == 0 then return nil end
+  local t = heap[1]
+  if t[2] == nil then t = next_timer() end -- the top was cancelled
   if not t then return nil end
   local at = now()
   while t and t[1] <= at do
@@ -155,7 +156,10 @@ end
 -- answer then reaches it without a trip through the ready queue. (From a
 -- task, it is queued: tasks never resume one another.)
 function M.resume_now(waiter, a, b)
-  if type(waiter) ~= "thread" then return M.wake(waiter, a, b) end
+  if type(waiter) ~= "thread" then -- a box, filled as wake fills it
+    waiter.done, waiter[1], waiter[2] = true, a, b
+    return
+  end
   local running, main = co_running()
   if not main and tasks[running] then return M.wake(waiter, a, b) end
   local ok, err = co_resume(waiter, a, b)
@@ -204,7 +208,7 @@ end
 -- Returns false when nothing could ever happen: no task ready, no timer,
 -- no connection.
 local function turn(finished, arg)
-  run_ready()
+  if ready_head <= ready_tail then run_ready() end
   local t, at = fire_timers()
   if ready_head <= ready_tail then
     run_ready()
@@ -213,7 +217,7 @@ local function turn(finished, arg)
   if finished(arg) then return true end
   local ms = -1
   if t then
-    ms = floor((t[1] - (at or now())) * 1000 + 1)
+    ms = (t[1] - (at or now())) * 1000 // 1 + 1 -- whole milliseconds, rounded up
     if ms < 0 then ms = 0 end
   elseif io_count == 0 then
     return false
