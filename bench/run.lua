@@ -226,24 +226,36 @@ local function us(v) return v >= 100 and ("%.0f"):format(v) or ("%.1f"):format(v
 local function mb(kb) return ("%.1f MB"):format(kb / 1024) end
 local function ratio(a, b) return ("%.2f×"):format(a / b) end
 
-local function throughput_row(row)
-  local f, l = summary(row, "floor"), summary(row, "lua")
+--- A table row comparing the Lua client with a floor ("floor" or
+-- "gather"): cells(f, l) gives the `n` cells after the row's name from
+-- the two summaries; a missing run leaves its reason and empty cells.
+local function compare_row(row, floor, n, cells)
+  local f, l = summary(row, floor), summary(row, "lua")
   if f.missing or l.missing then
-    return ("| %s | %s | | | | | | | |"):format(row.what, l.missing or f.missing)
+    return ("| %s | %s |"):format(row.what, l.missing or f.missing) .. (" |"):rep(n - 1)
   end
-  return ("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(row.what,
-    commas(f.rate), commas(l.rate), ratio(l.rate, f.rate),
-    us(f.cpu), us(l.cpu), ratio(l.cpu, f.cpu), mb(f.rss), mb(l.rss))
+  return ("| %s | %s |"):format(row.what, table.concat(cells(f, l), " | "))
+end
+
+local function throughput_row(row)
+  return compare_row(row, "floor", 8, function(f, l)
+    return { commas(f.rate), commas(l.rate), ratio(l.rate, f.rate),
+      us(f.cpu), us(l.cpu), ratio(l.cpu, f.cpu), mb(f.rss), mb(l.rss) }
+  end)
 end
 
 local function size_row(row)
-  local f, l = summary(row, "floor"), summary(row, "lua")
-  if f.missing or l.missing then
-    return ("| %s | %s | | | | | |"):format(row.what, l.missing or f.missing)
-  end
-  return ("| %s | %s | %s | %s | %s | %s | %s |"):format(row.what,
-    commas(f.rate), commas(l.rate), ratio(l.rate, f.rate),
-    us(f.cpu), us(l.cpu), ratio(l.cpu, f.cpu))
+  return compare_row(row, "floor", 6, function(f, l)
+    return { commas(f.rate), commas(l.rate), ratio(l.rate, f.rate),
+      us(f.cpu), us(l.cpu), ratio(l.cpu, f.cpu) }
+  end)
+end
+
+--- A row of the table against the gathering floor.
+local function gather_row(row)
+  return compare_row(row, "gather", 5, function(g, l)
+    return { commas(g.rate), ratio(l.rate, g.rate), us(g.cpu), ratio(l.cpu, g.cpu), mb(g.rss) }
+  end)
 end
 
 local MEM_CLIENTS = { "floor", "lua" } -- gathering changes nothing here
@@ -261,17 +273,6 @@ local function mem_rows()
     end
   end
   return lines
-end
-
---- A row of the table against the gathering floor.
-local function gather_row(row)
-  local g, l = summary(row, "gather"), summary(row, "lua")
-  if g.missing or l.missing then
-    return ("| %s | %s | | | | |"):format(row.what, l.missing or g.missing)
-  end
-  return ("| %s | %s | %s | %s | %s | %s |"):format(row.what,
-    commas(g.rate), ratio(l.rate, g.rate), us(g.cpu), ratio(l.cpu, g.cpu),
-    mb(g.rss))
 end
 
 local function verdict(ok) return ok and "met" or "**missed**" end
@@ -340,45 +341,42 @@ local function report()
     .. "process's user + system time per call; peak RSS is the client's VmHWM.%s")
     :format(ROUNDS, SECONDS, PIN ~= "" and " Server pinned to CPU 0, clients to CPU 1." or ""))
   put("")
-  put("### Throughput and client cost")
-  put("")
-  put("| workload | floor calls/s | Lua calls/s | Lua/floor | floor CPU µs/call "
-    .. "| Lua CPU µs/call | Lua/floor | floor peak RSS | Lua peak RSS |")
-  put("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-  for _, row in ipairs(THROUGHPUT) do
-    if row.table ~= false then put(throughput_row(row)) end
+  -- a titled markdown table: its header row, alignment row, then lines
+  local function section(title, header, align, lines)
+    put("### " .. title)
+    put("")
+    put(header)
+    put(align)
+    for _, line in ipairs(lines) do put(line) end
+    put("")
   end
-  put("")
-  put(("### Memory per in-flight call (%s `sleep_echo` calls held by the server, %d round(s))")
-    :format(commas(MEM.n), MEM_ROUNDS))
-  put("")
-  put("| client | RSS idle | RSS, calls waiting | peak RSS | RSS per call | live Lua heap per call |")
-  put("|---|--:|--:|--:|--:|--:|")
-  for _, line in ipairs(mem_rows()) do put(line) end
-  put("")
-  put("### Cost growth with message size (`echo`, 1 in flight)")
-  put("")
-  put("| params | floor calls/s | Lua calls/s | Lua/floor | floor CPU µs/call "
-    .. "| Lua CPU µs/call | Lua/floor |")
-  put("|---|--:|--:|--:|--:|--:|--:|")
-  for _, row in ipairs(SIZES) do put(size_row(row)) end
-  put("")
-  put("### Against a floor that gathers its writes too")
-  put("")
-  put("| workload | gathering floor calls/s | Lua/floor | floor CPU µs/call "
-    .. "| Lua/floor CPU | floor peak RSS |")
-  put("|---|--:|--:|--:|--:|--:|")
-  for _, row in ipairs(THROUGHPUT) do
-    if row.table ~= false then put(gather_row(row)) end
+  local function rows_of(rows, format_row)
+    local lines = {}
+    for _, row in ipairs(rows) do
+      if row.table ~= false then lines[#lines + 1] = format_row(row) end
+    end
+    return lines
   end
-  for _, row in ipairs(SIZES) do put(gather_row(row)) end
-  put("")
-  put("### Targets (issue 6)")
-  put("")
-  put("| target | measured | | against the gathering floor |")
-  put("|---|--:|---|--:|")
-  for _, line in ipairs(target_rows()) do put(line) end
-  put("")
+  section("Throughput and client cost",
+    "| workload | floor calls/s | Lua calls/s | Lua/floor | floor CPU µs/call "
+      .. "| Lua CPU µs/call | Lua/floor | floor peak RSS | Lua peak RSS |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|", rows_of(THROUGHPUT, throughput_row))
+  section(("Memory per in-flight call (%s `sleep_echo` calls held by the server, %d round(s))")
+      :format(commas(MEM.n), MEM_ROUNDS),
+    "| client | RSS idle | RSS, calls waiting | peak RSS | RSS per call | live Lua heap per call |",
+    "|---|--:|--:|--:|--:|--:|", mem_rows())
+  section("Cost growth with message size (`echo`, 1 in flight)",
+    "| params | floor calls/s | Lua calls/s | Lua/floor | floor CPU µs/call "
+      .. "| Lua CPU µs/call | Lua/floor |",
+    "|---|--:|--:|--:|--:|--:|--:|", rows_of(SIZES, size_row))
+  local gathered = rows_of(THROUGHPUT, gather_row)
+  for _, line in ipairs(rows_of(SIZES, gather_row)) do gathered[#gathered + 1] = line end
+  section("Against a floor that gathers its writes too",
+    "| workload | gathering floor calls/s | Lua/floor | floor CPU µs/call "
+      .. "| Lua/floor CPU | floor peak RSS |",
+    "|---|--:|--:|--:|--:|--:|", gathered)
+  section("Targets (issue 6)", "| target | measured | | against the gathering floor |",
+    "|---|--:|---|--:|", target_rows())
   put("Calls/s against calls in flight: `bench/out/inflight.png`.")
   return table.concat(out, "\n") .. "\n"
 end

@@ -3,7 +3,8 @@
 
 Each seed is two plan bytes (see fuzz/fuzz_inbound.c) and a payload. Plan
 byte 1 bit 3 (0x08) makes calls of ours wait with ids 1 and 2 (3 timed
-out); 0x10 in plan byte 0 splits the payload into messages at NUL bytes.
+out) and a batch of ours with ids 4 to 6; 0x10 in plan byte 0 splits the
+payload into messages at NUL bytes.
 """
 import os
 
@@ -51,6 +52,13 @@ seeds = {
     "batch_mixed": (0x05, P, b'[{"jsonrpc":"2.0","method":"echo","params":[1],"id":1},{"jsonrpc":"2.0","method":"notify_back"},'
                     b'{"jsonrpc":"2.0","id":2,"result":1},1,"x",{"foo":1},{"jsonrpc":"2.0","method":"fail","id":"f"}]'),
     "batch_empty": (0, 0, b'[]'),
+    # answers to our batch (ids 4-6): whole, partial, mixed with others
+    "batch_answer": (0, P, b'[{"jsonrpc":"2.0","id":6,"result":null},{"jsonrpc":"2.0","id":4,"result":3},'
+                     b'{"jsonrpc":"2.0","id":5,"result":{"a":1}}]'),
+    "batch_answer_mixed": (0x10, P, b'[{"jsonrpc":"2.0","id":4,"result":3},{"jsonrpc":"2.0","id":1,"result":3},'
+                           b'{"jsonrpc":"2.0","id":4,"result":9},{"jsonrpc":"2.0","id":7,"result":1}]\0'
+                           b'{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"no"}}\0'
+                           b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad batch"}}'),
     "batch_bad_element": (0, 0, b'[1,{"a":,]'),
     "batch_notifs_only": (0, 0, b'[{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","method":"sleep","params":[2]}]'),
     # hostile and odd text

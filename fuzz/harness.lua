@@ -119,6 +119,7 @@ end) }))
 local accepting = {
   send = function() return 1 end, -- a message sequence number
   send_call = function() return true end,
+  send_batch = function() return true end,
   close = function() return true end,
   abort = function() end,
 }
@@ -135,7 +136,7 @@ end
 
 --- A fresh connection, as ws_connect leaves it.
 function H.begin(max_message, pending, handler_timeout_zero)
-  if link.state ~= "closed" or next(link.pending) then
+  if link.state ~= "closed" or next(link.pending) or link.batches[1] then
     fail("the previous connection was not cleaned up")
   end
   local conn = fuzz.new_conn(link, max_message)
@@ -150,6 +151,12 @@ function H.begin(max_message, pending, handler_timeout_zero)
     sched.spawn(caller, server.add, 1, 2)                               -- id 1
     sched.spawn(caller, server.call, server, "sub", { a = 1 }, { timeout = 1e6 }) -- id 2
     sched.spawn(caller, server.call, server, "late", nil, { timeout = 0 }) -- id 3
+    sched.spawn(caller, server.batch, server, function(b)                  -- ids 4-6
+      b.add(1, 2)
+      b.echo { a = 1 }
+      b:notify("log", "n")
+      b.app.nested.get()
+    end, { timeout = 1e6 })
     sched.sleep(0) -- they send and wait; id 3 times out
   end
   link.conn = conn
@@ -179,6 +186,7 @@ function H.finish()
   if link.state ~= "closed" then fail("link not closed: " .. tostring(link.state)) end
   if waiting ~= 0 then fail(waiting .. " call(s) still waiting after the close") end
   if next(link.pending) then fail("pending calls left after the close") end
+  if link.batches[1] then fail("a batch still in flight after the close") end
   if running ~= 0 then fail(running .. " handler(s) still running after the close") end
 end
 

@@ -21,7 +21,7 @@ local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel, now =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
 local request_message, notification_message = codec.request, codec.notification
-local params_from_args, select = codec.params_from_args, select
+local params_from_args = codec.params_from_args
 local co_running, task_waiter = coroutine.running, sched.task_waiter
 local resume_now = sched.resume_now
 local co_yield, WAIT = coroutine.yield, sched.WAIT
