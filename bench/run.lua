@@ -406,16 +406,16 @@ set terminal pngcairo size 900,560 font "sans,11"
 set output "out/inflight.png"
 set title "JSON-RPC add() calls/s on one websocket, by calls in flight"
 set xlabel "calls in flight (Lua: 1 = plain script, more = that many tasks)"
-set ylabel "calls/s (median)"
+set ylabel "thousand calls/s (median)"
 set logscale x
 set xtics ("1" 1, "10" 10, "100" 100, "1,000" 1000, "10,000" 10000)
-set format y "%.0s%c"
+set format y "%g"
 set yrange [0:*]
 set key top left
 set grid
-plot "out/inflight.dat" using 1:2 with linespoints lw 2 pt 7 title "floor (C, a write per message)", \
-     "" using 1:4 with linespoints lw 2 pt 9 dt 2 title "floor (C, gathered writes)", \
-     "" using 1:3 with linespoints lw 2 pt 5 title "Lua client"
+plot "out/inflight.dat" using 1:($2/1000) with linespoints lw 2 pt 7 title "floor (C, a write per message)", \
+     "" using 1:($4/1000) with linespoints lw 2 pt 9 dt 2 title "floor (C, gathered writes)", \
+     "" using 1:($3/1000) with linespoints lw 2 pt 5 title "Lua client"
 ]])
   local ok = os.execute("gnuplot out/inflight.gp")
   if not ok then io.stderr:write("run.lua: gnuplot failed; data in out/inflight.dat\n") end
