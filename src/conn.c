@@ -42,6 +42,7 @@ struct jr_conn {
 	int core_json;       /* the codec is ours: see l_core_json */
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 	int flush;           /* queued output to write at the next step */
+	int peer_closed;     /* the peer's close frame came: write nothing */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -322,7 +323,9 @@ static void jr_conn_flush(jr_conn *c)
 	int n;
 
 	c->flush = 0;
-	if (!c->wsi || !c->established)
+	/* after the peer's close frame nothing more may follow ours: what is
+	 * queued then never leaves (and is counted as unsent) */
+	if (!c->wsi || !c->established || c->peer_closed)
 		return;
 	do
 		n = lws_partial_buffered(c->wsi) ? 0 : jr_write_gathered(c->wsi, c);
@@ -389,6 +392,7 @@ static int jr_writeable(struct lws *wsi, jr_conn *c)
 
 static void jr_peer_closed(jr_conn *c, const unsigned char *in, size_t len)
 {
+	c->peer_closed = 1;
 	if (len >= 2) {
 		c->end_code = (in[0] << 8) | in[1];
 		jr_set_text(c->end_reason, sizeof c->end_reason, in + 2, len - 2);
