@@ -151,6 +151,38 @@ describe("Server", function()
     assert.equal('{"jsonrpc":"2.0","method":"log","params":[1,"x"]}', got[#got].data)
   end)
 
+  it("writes any byte string as JSON that reads back, and scans it whole", function()
+    local core = require "jsonrpc_websocket.core"
+    local cjson = require("cjson").new()
+    local random = math.random
+    for _ = 1, 3000 do
+      local bytes = {}
+      for i = 1, random(0, 40) do bytes[i] = string.char(random(0, 255)) end
+      local s = table.concat(bytes)
+      local text = core.simple_params(s)
+      assert.equal(s, cjson.decode(text)[1])
+      assert.equal(text, core.json_member('{"a":' .. text .. ',"b":1}', "a"))
+    end
+  end)
+
+  it("call() writes a list of simple params exactly too", function()
+    local text = 'q"b\\c\n/é'
+    local echoed = s:call("echo", { 9007199254740993, 0.1, -0.0, text, true, false })
+    local got = s.received()
+    assert.equal('[9007199254740993,0.10000000000000001,-0,"q\\"b\\\\c\\n/é",true,false]',
+      got[#got].data:match('"params":(%b[])'))
+    assert.same({ 0.1, text, true, false }, { echoed[2], echoed[4], echoed[5], echoed[6] })
+    -- what is not a plain list of simple values still goes to the codec
+    assert.same({ { 1 }, 2 }, s:call("echo", { { 1 }, 2 }))
+    assert.same({ 1, 2 }, s:call("echo", setmetatable({ 1, 2 }, {})))
+    local ok, err = pcall(s.call, s, "echo", { 1, 0 / 0 })
+    assert.is_false(ok)
+    assert.matches("NaN or Inf", tostring(err))
+    s:batch(function(b) b:call("echo", { 9007199254740993, "x" }) end)
+    got = s.received()
+    assert.matches('"params":%[9007199254740993,"x"%]', got[#got].data)
+  end)
+
   it("hands tables, and numbers JSON cannot write, to the codec", function()
     assert.same({ { 1, 2 }, { a = "b" }, 3 }, s.echo({ 1, 2 }, { a = "b" }, 3))
     assert.same({ a = 1 }, s.echo { a = 1 })

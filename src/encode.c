@@ -18,52 +18,53 @@
 
 #define JR_NUMBER_MAX 32 /* "%.17g" of a double, or a 64-bit integer */
 
-/* How JSON writes byte ch inside a string: 0 as it is, else the letter
- * after the backslash ('u': \u00XX). */
-static char jr_escape(unsigned char ch)
-{
-	static const char short_forms[32] = {
-		['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r',
-	};
+/* How JSON writes each byte inside a string: 0 as it is, else the letter
+ * after the backslash ('u': \u00XX). A table, so that long runs of plain
+ * bytes cost a load and a test each, and are copied whole. */
+static const char jr_escapes[256] = {
+	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+	['"'] = '"', ['\\'] = '\\',
+};
 
-	if (ch >= 0x20)
-		return ch == '"' || ch == '\\' ? (char)ch : 0;
-	return short_forms[ch] ? short_forms[ch] : 'u';
+/* The end of the run of plain bytes from s[i]. */
+static size_t jr_plain_run(const char *s, size_t i, size_t len)
+{
+	while (i < len && !jr_escapes[(unsigned char)s[i]])
+		i++;
+	return i;
 }
 
 static size_t jr_string_size(const char *s, size_t len)
 {
-	size_t n = len + 2, i;
+	size_t n = len + 2, i = 0;
 
-	for (i = 0; i < len; i++) {
-		char e = jr_escape((unsigned char)s[i]);
-		if (e)
-			n += e == 'u' ? 5 : 1;
-	}
+	while ((i = jr_plain_run(s, i, len)) < len)
+		n += jr_escapes[(unsigned char)s[i++]] == 'u' ? 5 : 1;
 	return n;
 }
 
 static char *jr_write_string(char *p, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i;
+	size_t i = 0, run;
 
 	*p++ = '"';
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char e = jr_escape(ch);
-		if (!e) {
-			*p++ = (char)ch;
-			continue;
-		}
+	while (i < len) {
+		run = jr_plain_run(s, i, len);
+		memcpy(p, s + i, run - i);
+		p += run - i;
+		if ((i = run) == len)
+			break;
 		*p++ = '\\';
-		*p++ = e;
-		if (e == 'u') {
+		*p = jr_escapes[(unsigned char)s[i]];
+		if (*p++ == 'u') {
 			*p++ = '0';
 			*p++ = '0';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
+			*p++ = hex[(unsigned char)s[i] >> 4];
+			*p++ = hex[s[i] & 15];
 		}
+		i++;
 	}
 	*p++ = '"';
 	return p;
@@ -304,6 +305,61 @@ static int l_simple_params(lua_State *L)
 	return 1;
 }
 
+/* Whether the table at idx is a sequence 1..n with no other key and no
+ * metatable (n: its length), every item simple: *size gets the bytes its
+ * JSON array needs. */
+static int jr_simple_list(lua_State *L, int idx, lua_Integer *n, size_t *size)
+{
+	lua_Integer count = 0;
+
+	if (lua_getmetatable(L, idx)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	*n = (lua_Integer)lua_rawlen(L, idx);
+	*size = 2 + (*n > 0 ? (size_t)(*n - 1) : 0); /* [ , ] */
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		size_t item = jr_value_size(L, -1);
+		lua_Integer k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+		lua_pop(L, 1);
+		if (k < 1 || k > *n || !item) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		*size += item;
+		count++;
+	}
+	return count == *n;
+}
+
+/* simple_list(t) -> the JSON array of t's items | nothing: when t is not
+ * a plain sequence of simple values (then the codec does it, and says
+ * what is wrong with it). */
+static int l_simple_list(lua_State *L)
+{
+	lua_Integer n, i;
+	size_t size;
+	luaL_Buffer b;
+	char *p, *start;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (!jr_simple_list(L, 1, &n, &size))
+		return 0;
+	start = p = luaL_buffinitsize(L, &b, size);
+	*p++ = '[';
+	for (i = 1; i <= n; i++) {
+		if (i > 1)
+			*p++ = ',';
+		lua_rawgeti(L, 1, i);
+		p = jr_write_value(L, lua_gettop(L), p);
+		lua_pop(L, 1);
+	}
+	*p++ = ']';
+	luaL_pushresultsize(&b, (size_t)(p - start));
+	return 1;
+}
+
 /* message_text(prefix, params, id) -> prefix, then ,"params":params
  * unless params is nil, then ,"id":id unless id is nil, then }: a request
  * or notification (see codec.lua), the id written without printf. */
@@ -325,5 +381,6 @@ static int l_message_text(lua_State *L)
 const luaL_Reg jr_encode_functions[] = {
 	{"message_text", l_message_text},
 	{"simple_params", l_simple_params},
+	{"simple_list", l_simple_list},
 	{NULL, NULL}
 };

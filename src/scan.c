@@ -16,14 +16,21 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-/* p at the opening quote; returns just past the closing one, or NULL. */
+/* p at the opening quote; returns just past the closing one, or NULL.
+ * memchr finds the next quote; it closes the string unless a backslash
+ * came before it (then that stretch is walked byte by byte). */
 static const char *skip_string(const char *p, const char *end)
 {
+	const char *quote;
+
 	for (p++; p < end; p++) {
-		if (*p == '\\')
+		if (!(quote = memchr(p, '"', (size_t)(end - p))))
+			return NULL;
+		if (!memchr(p, '\\', (size_t)(quote - p)))
+			return quote + 1;
+		while (*p != '\\')
 			p++;
-		else if (*p == '"')
-			return p + 1;
+		p++; /* the escaped byte; the loop steps past it */
 	}
 	return NULL;
 }

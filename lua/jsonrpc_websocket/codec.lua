@@ -7,7 +7,8 @@
 
 local cjson = require "cjson"
 local core = require "jsonrpc_websocket.core"
-local simple_params, message_text = core.simple_params, core.message_text
+local simple_params, simple_list, message_text =
+  core.simple_params, core.simple_list, core.message_text
 
 local type, next, select, pairs = type, next, select, pairs
 local math_type = math.type
@@ -106,6 +107,10 @@ function M.params_from_table(json, null, params)
   if params == nil then return nil end
   if type(params) ~= "table" then
     error("params must be a table (sequence or record) or nil", 3)
+  end
+  if defaults[json] then -- a list of numbers, strings, ...: written in C
+    local text = simple_list(params)
+    if text then return text end
   end
   local n = params.n
   if math_type(n) == "integer" then
