@@ -18,19 +18,18 @@ static const char *skip_ws(const char *p, const char *end)
 
 /* p at the opening quote; returns just past the closing one, or NULL.
  * memchr finds the next quote; it closes the string unless a backslash
- * came before it (then that stretch is walked byte by byte). */
+ * came before it (then the search goes on past the escaped byte). */
 static const char *skip_string(const char *p, const char *end)
 {
-	const char *quote;
+	const char *quote, *backslash;
 
-	for (p++; p < end; p++) {
+	p++;
+	while (p < end) {
 		if (!(quote = memchr(p, '"', (size_t)(end - p))))
 			return NULL;
-		if (!memchr(p, '\\', (size_t)(quote - p)))
+		if (!(backslash = memchr(p, '\\', (size_t)(quote - p))))
 			return quote + 1;
-		while (*p != '\\')
-			p++;
-		p++; /* the escaped byte; the loop steps past it */
+		p = backslash + 2; /* past the byte it escapes */
 	}
 	return NULL;
 }
