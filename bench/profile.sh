@@ -63,8 +63,8 @@ st() {
 		FNR <= 2 || $NF == "total" || $1 ~ /^-/ { next }
 		{ n[$NF] += (FILENAME ~ /-'$LONG'\.txt$/ ? $4 : -$4) }
 		END {
-			for (k in n) { v = n[k] / (c2 - c1); if (v >= 0.01) { t += v; s = s sprintf(" %s %.2f", k, v) } }
-			printf "%s: %.2f system calls per call:%s\n", "'"$name"'", t, s
+			for (k in n) { v = n[k] / (c2 - c1); if (v >= 0.001) { t += v; s = s sprintf(" %s %.3f", k, v) } }
+			printf "%s: %.3f system calls per call:%s\n", "'"$name"'", t, s
 		}' $P/strace-$name-$SHORT.txt $P/strace-$name-$LONG.txt
 	cp $P/strace-$name-$LONG.txt $P/strace-$name.txt
 }
