@@ -889,6 +889,19 @@ static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
 	return 1;
 }
 
+/* o was written up to end: queues it, or refuses it (and frees it) when it
+ * came out larger than max_message_size. */
+static int jr_queue_written(lua_State *L, jr_conn *c, struct jr_out *o,
+			    const char *end)
+{
+	o->len = (size_t)(end - (const char *)o->buf - LWS_PRE);
+	if (jr_refuse(L, c, o->len)) {
+		free(o);
+		return 3;
+	}
+	return jr_queue(L, c, o);
+}
+
 /* conn:send(data [, first_id [, count]]) -> true | false, why, kind
  * kind is "not_open" or "too_large" (over max_message_size: not sent).
  * first_id, count: the request ids the message carries; the closed event
@@ -926,7 +939,7 @@ static int l_send_call(lua_State *L)
 	int n = lua_gettop(L) - 3;
 	size_t params = n > 0 ? jr_simple_array_size(L, 4, n) : 0;
 	struct jr_out *o;
-	char *start, *p;
+	char *p;
 
 	if (!c->core_json || (n > 0 && !params))
 		return 0;
@@ -934,18 +947,12 @@ static int l_send_call(lua_State *L)
 		return 3;
 	cap = plen + params + JR_MESSAGE_TAIL;
 	o = jr_out_new(L, cap, id, has_id);
-	p = start = (char *)o->buf + LWS_PRE;
+	p = (char *)o->buf + LWS_PRE;
 	memcpy(p, prefix, plen);
 	p += plen;
 	if (n > 0)
 		p = jr_write_simple_array(L, 4, n, jr_write_params_key(p));
-	p = jr_write_message_end(p, has_id, id);
-	o->len = (size_t)(p - start);
-	if (jr_refuse(L, c, o->len)) {
-		free(o);
-		return 3;
-	}
-	return jr_queue(L, c, o);
+	return jr_queue_written(L, c, o, jr_write_message_end(p, has_id, id));
 }
 
 /*
@@ -960,7 +967,7 @@ static int l_send_batch(lua_State *L)
 	lua_Integer n = luaL_checkinteger(L, 2);
 	lua_Integer first_id = luaL_checkinteger(L, 5), ids;
 	struct jr_out *o;
-	char *start, *end;
+	char *end;
 
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (!lua_isnil(L, 4))
@@ -968,15 +975,9 @@ static int l_send_batch(lua_State *L)
 	if (jr_refuse(L, c, 0))
 		return 3;
 	o = jr_out_new(L, jr_batch_size(L, 3, n), first_id, 0);
-	start = (char *)o->buf + LWS_PRE;
-	end = jr_write_batch(L, 3, n, first_id, start, &ids);
-	o->len = (size_t)(end - start);
+	end = jr_write_batch(L, 3, n, first_id, (char *)o->buf + LWS_PRE, &ids);
 	o->ids = ids;
-	if (jr_refuse(L, c, o->len)) {
-		free(o);
-		return 3;
-	}
-	return jr_queue(L, c, o);
+	return jr_queue_written(L, c, o, end);
 }
 
 /* conn:close([code [, reason]]): a polite close once queued data is out;

@@ -10,6 +10,7 @@
  * digits so they read back the same; "/" is not escaped. Bytes >= 0x80
  * pass through as they are, as cjson passes them.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -283,81 +284,75 @@ char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 	return p;
 }
 
+/* Pushes the JSON array of the n values from stack index first and
+ * returns 1; returns 0, pushing nothing, when one is not simple. */
+static int jr_push_simple_array(lua_State *L, int first, int n)
+{
+	size_t cap = jr_simple_array_size(L, first, n);
+	luaL_Buffer b;
+	char *p, *start;
+
+	if (!cap)
+		return 0;
+	start = luaL_buffinitsize(L, &b, cap);
+	p = jr_write_simple_array(L, first, n, start);
+	luaL_pushresultsize(&b, (size_t)(p - start));
+	return 1;
+}
+
 /* simple_params(...) -> the JSON array of its arguments | false when
  * there are none (no params member) | nothing when one is not simple (the
  * codec's work, then). */
 static int l_simple_params(lua_State *L)
 {
 	int n = lua_gettop(L);
-	size_t cap = jr_simple_array_size(L, 1, n);
-	luaL_Buffer b;
-	char *p, *start;
 
 	if (!n) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
-	if (!cap)
-		return 0;
-	start = luaL_buffinitsize(L, &b, cap);
-	p = jr_write_simple_array(L, 1, n, start);
-	luaL_pushresultsize(&b, (size_t)(p - start));
-	return 1;
+	return jr_push_simple_array(L, 1, n);
 }
 
-/* Whether the table at idx is a sequence 1..n with no other key and no
- * metatable (n: its length), every item simple: *size gets the bytes its
- * JSON array needs. */
-static int jr_simple_list(lua_State *L, int idx, lua_Integer *n, size_t *size)
+/* The length of the table at idx when it is a sequence 1..n with no
+ * other key and no metatable; -1 when it is not. */
+static lua_Integer jr_plain_list_length(lua_State *L, int idx)
 {
-	lua_Integer count = 0;
+	lua_Integer n, count = 0, k;
 
 	if (lua_getmetatable(L, idx)) {
 		lua_pop(L, 1);
-		return 0;
+		return -1;
 	}
-	*n = (lua_Integer)lua_rawlen(L, idx);
-	*size = 2 + (*n > 0 ? (size_t)(*n - 1) : 0); /* [ , ] */
+	n = (lua_Integer)lua_rawlen(L, idx);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		size_t item = jr_value_size(L, -1);
-		lua_Integer k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+		k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
 		lua_pop(L, 1);
-		if (k < 1 || k > *n || !item) {
+		if (k < 1 || k > n) {
 			lua_pop(L, 1);
-			return 0;
+			return -1;
 		}
-		*size += item;
 		count++;
 	}
-	return count == *n;
+	return count == n ? n : -1;
 }
 
 /* simple_list(t) -> the JSON array of t's items | nothing: when t is not
  * a plain sequence of simple values (then the codec does it, and says
- * what is wrong with it). */
+ * what is wrong with it). The items go on the stack, where simple_params
+ * finds its arguments. */
 static int l_simple_list(lua_State *L)
 {
 	lua_Integer n, i;
-	size_t size;
-	luaL_Buffer b;
-	char *p, *start;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	if (!jr_simple_list(L, 1, &n, &size))
+	n = jr_plain_list_length(L, 1);
+	if (n < 0 || n >= INT_MAX || !lua_checkstack(L, (int)n + LUA_MINSTACK))
 		return 0;
-	start = p = luaL_buffinitsize(L, &b, size);
-	*p++ = '[';
-	for (i = 1; i <= n; i++) {
-		if (i > 1)
-			*p++ = ',';
+	for (i = 1; i <= n; i++)
 		lua_rawgeti(L, 1, i);
-		p = jr_write_value(L, lua_gettop(L), p);
-		lua_pop(L, 1);
-	}
-	*p++ = ']';
-	luaL_pushresultsize(&b, (size_t)(p - start));
-	return 1;
+	return jr_push_simple_array(L, 2, (int)n);
 }
 
 /* message_text(prefix, params, id) -> prefix, then ,"params":params

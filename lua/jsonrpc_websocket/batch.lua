@@ -13,7 +13,7 @@ local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 
 local TimeoutError = errors.TimeoutError
-local type, setmetatable, rawset, error, pairs = type, setmetatable, rawset, error, pairs
+local type, setmetatable, rawset, error = type, setmetatable, rawset, error
 local tointeger = math.tointeger
 local params_from_args = codec.params_from_args
 
@@ -69,13 +69,13 @@ local Builder = {}
 function Builder.call(b, name, params)
   if type(name) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
   local e = b[STATE]
-  add(e, method(e, name)[PREFIX], codec.params_from_table(e.json, e.null, params))
+  add(e, e.link:prefix_for(name), codec.params_from_table(e.json, e.null, params))
 end
 
 function Builder.notify(b, name, ...)
   if type(name) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
   local e = b[STATE]
-  local n = add(e, method(e, name)[PREFIX], params_from_args(e.json, e.null, ...))
+  local n = add(e, e.link:prefix_for(name), params_from_args(e.json, e.null, ...))
   e.notify = e.notify or {}
   e.notify[n] = true
   e.notifications = e.notifications + 1
@@ -108,10 +108,7 @@ local function request_name(self, index)
     i = i + 1
     if not notify[i] then index = index - 1 end
   until index == 0
-  local prefix = e.list[2 * i - 1]
-  for name, m in pairs(e.methods) do
-    if m[PREFIX] == prefix then return name end
-  end
+  return self.link.method_names[e.list[2 * i - 1]]
 end
 
 local function settled(self, left)
