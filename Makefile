@@ -13,14 +13,15 @@ LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/encode.c src/frame.c src/server.c
+SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/encode.c src/frame.c src/server.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
+            libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
             openssl clang libclang-rt-14-dev
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto 2>/dev/null || echo -lwebsockets -lcrypto) -lm
+LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
 WARN      = -Wall -Wextra -Werror -Wshadow -Wsign-compare -Wundef \
             -Wwrite-strings -Wredundant-decls -Wdisabled-optimization \
             -Wdouble-promotion -Wmissing-declarations -Wstrict-prototypes \

@@ -21,15 +21,18 @@ dependencies = {
 }
 external_dependencies = {
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
+  -- libuv, and at run time libwebsockets' libuv event library (Debian:
+  -- libwebsockets-evlib-uv): the engine runs on a libuv loop
+  LIBUV = { header = "uv.h", library = "uv" },
 }
 build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/encode.c", "src/frame.c", "src/server.c" },
-      incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "src" },
-      libdirs = { "$(LIBWEBSOCKETS_LIBDIR)" },
-      libraries = { "websockets", "crypto", "m" },
+      sources = { "src/core.c", "src/loop.c", "src/drive.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/encode.c", "src/frame.c", "src/server.c" },
+      incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "$(LIBUV_INCDIR)", "src" },
+      libdirs = { "$(LIBWEBSOCKETS_LIBDIR)", "$(LIBUV_LIBDIR)" },
+      libraries = { "websockets", "uv", "crypto", "m" },
     },
     ["jsonrpc_websocket"] = "lua/jsonrpc_websocket/init.lua",
     ["jsonrpc_websocket.batch"] = "lua/jsonrpc_websocket/batch.lua",

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
 #include <openssl/x509.h>
 
@@ -43,6 +46,8 @@ struct jr_conn {
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 	int flush;           /* queued output to write at the next step */
 	int peer_closed;     /* the peer's close frame came: write nothing */
+	int aborted;         /* abort(): write nothing (lws frees it later) */
+	int closing;         /* our close frame is lws's to send now */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -325,7 +330,7 @@ static void jr_conn_flush(jr_conn *c)
 	c->flush = 0;
 	/* after the peer's close frame nothing more may follow ours: what is
 	 * queued then never leaves (and is counted as unsent) */
-	if (!c->wsi || !c->established || c->peer_closed)
+	if (!c->wsi || !c->established || c->peer_closed || c->aborted)
 		return;
 	do
 		n = lws_partial_buffered(c->wsi) ? 0 : jr_write_gathered(c->wsi, c);
@@ -377,13 +382,21 @@ static int jr_writeable(struct lws *wsi, jr_conn *c)
 			return -1;
 	}
 	if (!c->out_head && c->want_close) {
+		if (c->closing)
+			return 0;
+		c->closing = 1;
 		c->end_code = c->close_code;
 		c->closed_here = 1;
 		strcpy(c->end_reason, c->close_reason);
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason,
 				 strlen(c->close_reason));
-		return -1;
+		/* Not by returning -1 here: on a libuv loop Debian's lws (a
+		 * _DEBUG build) then closes twice, and the second close kills
+		 * the socket before the close frame is out. Returning -1
+		 * from the timer callback closes the regular way. */
+		lws_set_timer_usecs(wsi, 0);
+		return 0;
 	}
 	if (c->out_head)
 		lws_callback_on_writable(wsi);
@@ -401,15 +414,43 @@ static void jr_peer_closed(jr_conn *c, const unsigned char *in, size_t len)
 	}
 }
 
+/* On a libuv loop lws learns that a connect failed only as a dead socket
+ * ("closed before established"): the socket itself still says why. */
+static void jr_connect_errno(struct lws *wsi, jr_conn *c)
+{
+	int err = 0, fd = lws_get_socket_fd(wsi);
+	socklen_t n = sizeof err;
+
+	if (fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) && err)
+		snprintf(c->failure, sizeof c->failure,
+			 "Unable to connect: %s", strerror(err));
+}
+
+/* A TLS server that wants a client certificate accepts the TLS 1.3
+ * handshake, then drops the connection without a word. */
+static void jr_tls_dropped(jr_conn *c)
+{
+	snprintf(c->failure, sizeof c->failure, "the server closed the TLS "
+		 "connection (does it require a client certificate?)");
+}
+
+/* Whether lws's failure text `in` (len bytes, maybe unterminated) is s. */
+static int jr_failure_is(const char *in, size_t len, const char *s)
+{
+	return in && strnlen(in, len) == strlen(s) && !memcmp(in, s, strlen(s));
+}
+
 static void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
 				size_t len)
 {
-	/* a TLS server that wants a client certificate accepts the TLS 1.3
-	 * handshake, then drops the connection: lws only says "read failed" */
-	if (!c->failure[0] && c->secure && in &&
-	    strnlen(in, len) == 11 && !memcmp(in, "read failed", 11))
-		snprintf(c->failure, sizeof c->failure, "the server closed the "
-			 "TLS connection (does it require a client certificate?)");
+	if (!c->failure[0] && !c->established)
+		jr_connect_errno(wsi, c);
+	/* lws says "read failed" ("closed before established" on a libuv
+	 * loop) when a TLS server drops us (jr_tls_dropped) */
+	if (!c->failure[0] && c->secure &&
+	    (jr_failure_is(in, len, "read failed") ||
+	     jr_failure_is(in, len, "closed before established")))
+		jr_tls_dropped(c);
 	if (!c->failure[0])
 		jr_set_text(c->failure, sizeof c->failure,
 			    in ? in : "connection failed",
@@ -538,6 +579,8 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return jr_writeable(wsi, c);
+	case LWS_CALLBACK_TIMER: /* the close that jr_writeable started */
+		return c->closing ? -1 : 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		jr_peer_closed(c, in, len);
 		return 0;
@@ -545,6 +588,8 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		jr_connection_error(wsi, c, in, len);
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		if (!c->established && !c->failure[0] && c->secure)
+			jr_tls_dropped(c); /* how it shows on a libuv loop */
 		if (!c->established && !c->failure[0])
 			jr_set_text(c->failure, sizeof c->failure,
 				    "no handshake response", 21);
@@ -557,8 +602,10 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 }
 
-const struct lws_protocols jr_client_protocol = {
-	"jsonrpc-websocket-client", jr_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+/* The client vhosts' protocol list (vhost.c makes them with it). */
+static const struct lws_protocols jr_client_protocols[] = {
+	{ "jsonrpc-websocket-client", jr_callback, 0, JR_FRAG, 0, NULL, JR_FRAG },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
 /* ---- Lua side ----------------------------------------------------------- */
@@ -716,7 +763,7 @@ static void jr_fill_connect_info(lua_State *L, struct lws_client_connect_info *i
 	lua_pop(L, 1);
 	if (!ic->address || !ic->host || !ic->path)
 		luaL_error(L, "connect: address, host and path are required");
-	ic->local_protocol_name = jr_client_protocol.name;
+	ic->local_protocol_name = jr_client_protocols[0].name;
 }
 
 /*
@@ -778,6 +825,22 @@ static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 	return *pc;
 }
 
+/* EMFILE or ENFILE when a socket cannot be made for want of descriptors,
+ * else 0. errno may say it, but lws's cleanup on a libuv loop can
+ * overwrite it: a trial socket tells. */
+static int jr_out_of_descriptors(void)
+{
+	int err = errno, fd;
+
+	if (err == EMFILE || err == ENFILE)
+		return err;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? errno : 0;
+	close(fd);
+	return 0;
+}
+
 /*
  * connect(owner, opts) -> conn | nil, failure
  * Starts the connection; its outcome arrives as an "open" or "closed" event
@@ -807,7 +870,7 @@ static int l_connect(lua_State *L)
 	jr_fill_connect_info(L, &ic, 2);
 	jr_read_transport(L, c, &ic, 2);
 	ic.context = jr_loop_context(L, loop);
-	ic.vhost = jr_vhost_for(L, loop, 2);
+	ic.vhost = jr_vhost_for(L, loop, 2, jr_client_protocols);
 	ic.opaque_user_data = c;
 	ic.pwsi = &c->wsi;
 	lua_pushvalue(L, 3);
@@ -815,9 +878,10 @@ static int l_connect(lua_State *L)
 	errno = 0;
 	if (!lws_client_connect_via_info(&ic)) {
 		/* lws reports a failed socket() as a failed lookup */
-		if (!c->failure[0] && (errno == EMFILE || errno == ENFILE))
+		int err = jr_out_of_descriptors();
+		if (!c->failure[0] && err)
 			snprintf(c->failure, sizeof c->failure,
-				 "%s (raise ulimit -n)", strerror(errno));
+				 "%s (raise ulimit -n)", strerror(err));
 		/* lws may have destroyed the wsi already, queueing a closed
 		 * event; the failure is told here instead, and the event
 		 * must not outlive the owner reference dropped below */
@@ -830,6 +894,7 @@ static int l_connect(lua_State *L)
 		lua_pushstring(L, c->failure[0] ? c->failure : "connect failed");
 		return 2;
 	}
+	jr_loop_changed(loop);
 	return 1;
 }
 
@@ -1000,6 +1065,8 @@ static int l_close(lua_State *L)
 		jr_request_close(c, code, reason);
 		lws_callback_on_writable(c->wsi);
 	}
+	if (c->loop)
+		jr_loop_changed(c->loop);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -1010,6 +1077,9 @@ static int l_abort(lua_State *L)
 	jr_conn *c = jr_check_conn(L, 1);
 	if (c->wsi)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	c->aborted = 1;
+	if (c->loop)
+		jr_loop_changed(c->loop);
 	return 0;
 }
 
@@ -1126,6 +1196,17 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 void *jr_conn_listener(const jr_conn *c)
 {
 	return c->listener;
+}
+
+/* Whether lws still holds a session of `listener` (its wsi not freed). */
+int jr_conn_any_session(jr_loop *loop, const void *listener)
+{
+	jr_conn *c;
+
+	for (c = loop->conns; c; c = c->next)
+		if (c->listener == listener && c->wsi)
+			return 1;
+	return 0;
 }
 
 /* Pushes the userdata for an accepted session and anchors it until its

@@ -1,9 +1,10 @@
 /*
  * jsonrpc_websocket.core: the C transport under the Lua face.
  *
- * Layers, one file each:
- *   loop.c   one libwebsockets context per Lua state, the service step, the
- *            queue of events that callbacks leave for Lua, the clock.
+ * Layers, bottom-up (a file calls only files listed before it):
+ *   loop.c   the engine: one libuv loop and one libwebsockets context on
+ *            it per Lua state, the service step, the queue of events
+ *            that callbacks leave for Lua, the clock.
  *   vhost.c  client vhosts, one per transport configuration (TLS files,
  *            compression, proxy), created on first use and cached.
  *   conn.c   a websocket, client or server side: handshake options, TLS
@@ -16,7 +17,10 @@
  *   frame.c  gathered writes: many small messages framed into one send().
  *   encode.c JSON writing of simple params (numbers, strings, ...) for
  *            the common call, straight into the send buffer.
+ *   drive.c  the engine's Lua face: step, pop (which knows every event
+ *            kind and owner), the pollable (pollfd, timeout), teardown.
  *   core.c   luaopen_jsonrpc_websocket_core.
+ * scan.c, frame.c and encode.c are leaves: they call none of the others.
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
  * They record what happened as a jr_event; Lua pops events after
@@ -30,6 +34,7 @@
 
 #include <stddef.h>
 
+#include <uv.h>
 #include <libwebsockets.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -61,8 +66,13 @@ struct jr_event {
 
 struct jr_loop {
 	struct lws_context *cx;
-	lws_sorted_usec_list_t wake; /* bounds one service step */
-	int in_service;              /* inside lws_service() right now */
+	uv_loop_t uv;                /* the loop lws runs on (ours) */
+	void *foreign[1];            /* lws's foreign_loops: &uv */
+	uv_timer_t wake;             /* bounds one service step */
+	int uv_open;                 /* uv and wake are initialised */
+	int changed;                 /* lws must re-arm its timer (loop.c) */
+	int closed;                  /* a connection closed in this step */
+	int in_service;              /* inside a blocking step right now */
 	int time_up;                 /* the step's timeout has passed */
 	int destroying;              /* context teardown: queue nothing */
 	jr_event *head, **tail;      /* events waiting for Lua, FIFO */
@@ -78,17 +88,30 @@ struct jr_loop {
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
 
 /* loop.c */
+jr_loop *jr_loop_new(void);
 jr_loop *jr_loop_get(lua_State *L);
 struct lws_context *jr_loop_context(lua_State *L, jr_loop *loop);
 int jr_loop_push(jr_loop *loop, jr_conn *c, enum jr_event_kind kind,
 		 char *data, size_t len, int binary);
+jr_event *jr_loop_take(jr_loop *loop);
+void jr_event_free(jr_event *e);
 void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
 void jr_loop_wake(jr_loop *loop);
+void jr_loop_changed(jr_loop *loop);
+void jr_loop_settle(jr_loop *loop);
+void jr_loop_service(jr_loop *loop, long timeout_ms);
+int jr_loop_pollfd(jr_loop *loop);
+long jr_loop_timeout_ms(jr_loop *loop);
+double jr_loop_now(void);
+void jr_loop_close_engine(jr_loop *loop);
+
+/* drive.c */
 void jr_loop_open(lua_State *L);
 extern const luaL_Reg jr_loop_functions[];
 
 /* vhost.c */
-struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts);
+struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts,
+			      const struct lws_protocols *protocols);
 void jr_vhost_forget_all(jr_loop *loop);
 
 /* conn.c */
@@ -105,11 +128,11 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 jr_conn *jr_conn_new_detached(lua_State *L, int owner_idx, size_t max_message);
 void jr_conn_end_detached(jr_conn *c, int code, const char *reason);
 #endif
-extern const struct lws_protocols jr_client_protocol;
 extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
+int jr_conn_any_session(jr_loop *loop, const void *listener);
 int jr_conn_core_json(const jr_conn *c);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 

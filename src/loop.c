@@ -1,7 +1,17 @@
 /*
- * The loop: one libwebsockets context per Lua state, created on first use
- * and destroyed when the state closes; the bounded service step; the FIFO
- * of events that callbacks leave for Lua; the monotonic clock.
+ * The engine: the bottom layer every other file stands on. One libuv loop
+ * and one libwebsockets context on it per Lua state, created on first use;
+ * the FIFO of events that lws callbacks leave for Lua; the clock.
+ *
+ * It knows nothing of connections, listeners or Lua's event handlers:
+ * drive.c, the layer on top, runs it (step, pollable, teardown) and hands
+ * its events to Lua.
+ *
+ * Why libuv under lws (docs/design.md, "The loop"): the whole engine is
+ * then one epoll descriptor (uv_backend_fd) and one timeout
+ * (uv_backend_timeout), which is what a host loop (luv, cqueues, any
+ * poll()) needs to drive us, and epoll costs O(1) per event where lws's
+ * own poll() loop walks every descriptor on every wakeup.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,15 +39,25 @@ static void jr_log_emit(int level, const char *line)
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 
+/* JSONRPC_WS_DEBUG=n with n > 1: lws's log levels (a mask of LLL_*). */
+static int jr_log_levels(void)
+{
+	const char *s = getenv("JSONRPC_WS_DEBUG");
+	int n = s ? atoi(s) : 0;
+
+	return n > 1 ? n : LLL_ERR | LLL_WARN;
+}
+
 /*
  * One context for every connection of this Lua state, TLS or not: OpenSSL's
  * global init is done once here (lws takes process-global ex-data indices
  * per TLS context, so several contexts would leak), while the costly part,
  * a client SSL_CTX with the system CA store, waits for the first wss://
  * vhost (vhost.c). The context itself has no vhost: each transport
- * configuration gets its own.
+ * configuration gets its own. It runs on our own uv loop (a "foreign" loop
+ * to lws: then lws installs no signal handlers of its own).
  */
-static struct lws_context *jr_create_context(void)
+static struct lws_context *jr_create_context(jr_loop *loop)
 {
 	struct lws_context_creation_info ci;
 
@@ -45,13 +65,36 @@ static struct lws_context *jr_create_context(void)
 	ci.port = CONTEXT_PORT_NO_LISTEN;
 	ci.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN
 		   | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
-		   | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+		   | LWS_SERVER_OPTION_EXPLICIT_VHOSTS
+		   | LWS_SERVER_OPTION_LIBUV;
+	loop->foreign[0] = &loop->uv;
+	ci.foreign_loops = loop->foreign;
 	ci.pt_serv_buf_size = JR_SERV_BUF;
 	ci.fd_limit_per_thread = jr_fd_limit();
 	ci.timeout_secs = 30; /* handshake steps; ws_connect has its own deadline */
 	ci.connect_timeout_secs = 30;
-	lws_set_log_level(LLL_ERR | LLL_WARN, jr_log_emit);
+	lws_set_log_level(jr_log_levels(), jr_log_emit);
 	return lws_create_context(&ci);
+}
+
+/* The step's time is up: the uv_run in progress returns without waiting
+ * (uv_stop makes its poll non-blocking). */
+static void jr_time_up(uv_timer_t *t)
+{
+	jr_loop *loop = t->data;
+
+	loop->time_up = 1;
+	uv_stop(&loop->uv);
+}
+
+/* A zeroed loop: the engine itself starts on first use. NULL: no memory. */
+jr_loop *jr_loop_new(void)
+{
+	jr_loop *loop = calloc(1, sizeof *loop);
+
+	if (loop)
+		loop->tail = &loop->head;
+	return loop;
 }
 
 jr_loop *jr_loop_get(lua_State *L)
@@ -63,14 +106,24 @@ jr_loop *jr_loop_get(lua_State *L)
 	return loop;
 }
 
+/* The context (and the uv loop under it), made on first use. */
 struct lws_context *jr_loop_context(lua_State *L, jr_loop *loop)
 {
-	if (!loop->cx) {
-		loop->cx = jr_create_context();
-		if (!loop->cx)
+	if (loop->cx)
+		return loop->cx;
+	if (!loop->uv_open) {
+		if (uv_loop_init(&loop->uv))
 			luaL_error(L, "jsonrpc_websocket: cannot create the "
-				      "libwebsockets context");
+				      "event loop (libuv)");
+		uv_timer_init(&loop->uv, &loop->wake);
+		loop->wake.data = loop;
+		loop->uv_open = 1;
 	}
+	loop->cx = jr_create_context(loop);
+	if (!loop->cx)
+		luaL_error(L, "jsonrpc_websocket: cannot create the "
+			      "libwebsockets context (is the package "
+			      "libwebsockets-evlib-uv installed?)");
 	return loop->cx;
 }
 
@@ -93,6 +146,25 @@ int jr_loop_push(jr_loop *loop, jr_conn *c, enum jr_event_kind kind,
 	return 0;
 }
 
+/* The oldest event, taken off the queue (the caller frees it), or NULL. */
+jr_event *jr_loop_take(jr_loop *loop)
+{
+	jr_event *e = loop->head;
+
+	if (e) {
+		loop->head = e->next;
+		if (!loop->head)
+			loop->tail = &loop->head;
+	}
+	return e;
+}
+
+void jr_event_free(jr_event *e)
+{
+	free(e->data);
+	free(e);
+}
+
 /* Drop queued events of a connection whose memory is about to go. */
 void jr_loop_forget_conn(jr_loop *loop, jr_conn *c)
 {
@@ -101,8 +173,7 @@ void jr_loop_forget_conn(jr_loop *loop, jr_conn *c)
 	while ((e = *pe)) {
 		if (e->conn == c) {
 			*pe = e->next;
-			free(e->data);
-			free(e);
+			jr_event_free(e);
 		} else {
 			pe = &e->next;
 		}
@@ -113,200 +184,122 @@ void jr_loop_forget_conn(jr_loop *loop, jr_conn *c)
 }
 
 /*
- * Events born in lws's timer phase (handshake or close timeouts) do not end
- * the poll() that follows; cancelling the service makes it return.
+ * A connection closed: its event may have been queued outside lws's I/O
+ * phase (in its timer phase: a handshake or close timeout), and the
+ * uv_run in progress must not then go on to wait in epoll. Outside a step
+ * there is nothing to cut short.
  */
 void jr_loop_wake(jr_loop *loop)
 {
-	if (loop->in_service && loop->cx)
-		lws_cancel_service(loop->cx);
-}
-
-/* The step's time is up. lws runs this at the start of a pass, before
- * its poll(), which must then not wait: cancelling the service wakes it. */
-static void jr_wake_cb(lws_sorted_usec_list_t *sul)
-{
-	jr_loop *loop = lws_container_of(sul, jr_loop, wake);
-
-	loop->time_up = 1;
-	lws_cancel_service(loop->cx);
-}
-
-/* step and pop run once per turn and per event: they find the loop in
- * their upvalue (the loop userdata, see core.c), not in the registry. */
-static jr_loop *jr_loop_upvalue(lua_State *L)
-{
-	return *(jr_loop **)lua_touserdata(L, lua_upvalueindex(1));
+	if (loop->in_service)
+		uv_stop(&loop->uv);
+	loop->closed = 1;
 }
 
 /*
- * step([timeout_ms]): service libwebsockets once. timeout_ms < 0 (default)
- * waits for I/O only, 0 does not wait, > 0 waits at most that long.
- * Returns true when events are waiting to be popped.
+ * Lua started or ended something (a connection, a close, a listener)
+ * outside lws's callbacks. lws arms its uv timer for what that scheduled
+ * only when its own service runs, so the next step pokes it: see
+ * libwebsockets-4.1 notes, 6.5.
  */
-static int l_step(lua_State *L)
+void jr_loop_changed(jr_loop *loop)
 {
-	jr_loop *loop = jr_loop_upvalue(L);
-	lua_Integer timeout_ms = luaL_optinteger(L, 1, -1);
-	struct lws_context *cx;
+	loop->changed = 1;
+}
 
-	if (loop->in_hook)
-		return luaL_error(L, "jsonrpc_websocket: the loop cannot run "
-				     "inside an authorize hook");
-	cx = jr_loop_context(L, loop);
-	loop->L = L;
-	if (loop->flush_pending)
-		jr_conn_flush_all(loop);
+/*
+ * Lets lws finish what it started outside a step: on a libuv loop it
+ * closes a socket only in the loop's next pass (uv_close), and a closed
+ * listener must give its port back before close() returns.
+ */
+void jr_loop_settle(jr_loop *loop)
+{
+	if (loop->uv_open && !loop->in_service)
+		uv_run(&loop->uv, UV_RUN_NOWAIT);
+}
+
+/*
+ * Runs the engine once. timeout_ms < 0 waits for I/O only, 0 does not
+ * wait, > 0 waits at most that long. It keeps servicing until there is an
+ * event for Lua or the time is up: a pass that only wrote (a request
+ * going out) would otherwise cost Lua a turn.
+ */
+void jr_loop_service(jr_loop *loop, long timeout_ms)
+{
+	if (loop->changed) {
+		loop->changed = 0;
+		lws_cancel_service(loop->cx);
+	}
 	if (loop->head)
 		timeout_ms = 0;
 	if (timeout_ms == 0) {
-		lws_service(cx, -1);
-	} else {
-		loop->time_up = 0;
-		if (timeout_ms > 0)
-			lws_sul_schedule(cx, 0, &loop->wake, jr_wake_cb,
-					 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
-		loop->in_service = 1;
-		/* Until there is something for Lua, or the time is up: a
-		 * pass that only wrote (a request going out) would otherwise
-		 * cost Lua a turn. */
-		do
-			lws_service(cx, 0);
-		while (!loop->head && !loop->time_up);
-		loop->in_service = 0;
-		lws_sul_cancel(&loop->wake);
+		uv_run(&loop->uv, UV_RUN_NOWAIT);
+		return;
 	}
-	loop->L = NULL;
-	lua_pushboolean(L, loop->head != NULL);
-	return 1;
+	loop->time_up = 0;
+	if (timeout_ms > 0)
+		uv_timer_start(&loop->wake, jr_time_up, (uint64_t)timeout_ms, 0);
+	loop->in_service = 1;
+	do
+		uv_run(&loop->uv, UV_RUN_ONCE);
+	while (!loop->head && !loop->time_up);
+	loop->in_service = 0;
+	if (timeout_ms > 0)
+		uv_timer_stop(&loop->wake);
+	/* A close often ends another in this process (our own client and
+	 * server): its last frame is ready now, let it land in this step. */
+	if (loop->closed) {
+		loop->closed = 0;
+		uv_run(&loop->uv, UV_RUN_NOWAIT);
+	}
 }
 
-/* A message, or the response it is when it is a simple one (scan.c):
- * read here, it never becomes a Lua string. Returns how many pushed. */
-static int jr_push_message(lua_State *L, jr_event *e)
+/* The engine as one pollable descriptor (epoll): readable when there is
+ * I/O to service. */
+int jr_loop_pollfd(jr_loop *loop)
 {
-	int n;
-
-	jr_conn_push_owner(L, e->conn);
-	if (jr_conn_core_json(e->conn)) {
-		lua_pushliteral(L, "response");
-		if ((n = jr_push_response(L, e->data, e->len)))
-			return 2 + n;
-		lua_pop(L, 1);
-		lua_pushliteral(L, "responses");
-		if ((n = jr_push_responses(L, e->data, e->len)))
-			return 2 + n;
-		lua_pop(L, 1);
-	}
-	lua_pushliteral(L, "message");
-	lua_pushlstring(L, e->data, e->len);
-	lua_pushboolean(L, e->binary);
-	return 4;
+	return uv_backend_fd(&loop->uv);
 }
 
-/*
- * pop() -> owner, kind, ...  or nothing when the queue is empty.
- *   owner, "open"
- *   owner, "message", data, is_binary
- *   owner, "response", id, result [, true: result is JSON text to decode]
- *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
- *          (these two only for conns with core_json: see scan.c)
- *   owner, "closed", code, reason, failure, http_status, was_open,
- *          closed_here, written
- * `owner` is the Lua value given to connect().
- */
-static int l_pop(lua_State *L)
+/* Milliseconds until the engine needs a step without I/O (its timers);
+ * -1: none. 0 when events or writes wait already. */
+long jr_loop_timeout_ms(jr_loop *loop)
 {
-	jr_loop *loop = jr_loop_upvalue(L);
-	jr_event *e = loop->head;
-	int n = 0;
-
-	if (!e)
+	if (loop->head || loop->flush_pending || loop->changed)
 		return 0;
-	loop->head = e->next;
-	if (!loop->head)
-		loop->tail = &loop->head;
-	switch (e->kind) {
-	case JR_EV_OPEN:
-		jr_conn_push_owner(L, e->conn);
-		lua_pushliteral(L, "open");
-		n = 2;
-		break;
-	case JR_EV_MESSAGE:
-		n = jr_push_message(L, e);
-		break;
-	case JR_EV_CLOSED:
-		n = jr_conn_push_closed(L, e->conn);
-		break;
-	case JR_EV_ACCEPT: /* 0 when its listener closed meanwhile */
-		n = jr_server_push_accept(L, e);
-		break;
-	}
-	free(e->data);
-	free(e);
-	return n;
+	uv_update_time(&loop->uv);
+	return uv_backend_timeout(&loop->uv);
 }
 
-static int l_now(lua_State *L)
+double jr_loop_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-	return 1;
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The loop is collected when the Lua state closes: tear lws down. */
-static int l_loop_gc(lua_State *L)
+/*
+ * Tears the engine down: drops queued events, destroys the context and
+ * runs the uv loop until lws has closed its handles (on a loop of ours,
+ * lws_context_destroy only starts that), then closes the loop. The
+ * connections' memory is the caller's business (drive.c).
+ */
+void jr_loop_close_engine(jr_loop *loop)
 {
-	jr_loop **pl = lua_touserdata(L, 1), *loop = *pl;
-	jr_event *e, *next;
+	jr_event *e;
+	int rounds;
 
-	if (!loop)
-		return 0;
-	for (e = loop->head; e; e = next) {
-		next = e->next;
-		free(e->data);
-		free(e);
-	}
-	loop->head = NULL;
-	loop->tail = &loop->head;
+	while ((e = jr_loop_take(loop)))
+		jr_event_free(e);
 	loop->destroying = 1;
 	if (loop->cx)
 		lws_context_destroy(loop->cx);
-	jr_vhost_forget_all(loop);
-	jr_conn_detach_all(loop);
-	jr_frames_free(loop->frames);
-	free(loop);
-	*pl = NULL;
-	return 0;
-}
-
-const luaL_Reg jr_loop_functions[] = {
-	{"step", l_step},
-	{"pop", l_pop},
-	{"now", l_now},
-	{NULL, NULL}
-};
-
-/* Creates this state's loop (once) and anchors it in the registry. */
-void jr_loop_open(lua_State *L)
-{
-	jr_loop **pl;
-
-	lua_getfield(L, LUA_REGISTRYINDEX, JR_LOOP_KEY);
-	if (!lua_isnil(L, -1)) {
-		lua_pop(L, 1);
+	loop->cx = NULL;
+	if (!loop->uv_open)
 		return;
-	}
-	lua_pop(L, 1);
-	pl = lua_newuserdatauv(L, sizeof *pl, 0);
-	*pl = calloc(1, sizeof **pl);
-	if (!*pl)
-		luaL_error(L, "jsonrpc_websocket: out of memory");
-	(*pl)->tail = &(*pl)->head;
-	lua_newtable(L);
-	lua_pushcfunction(L, l_loop_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_setmetatable(L, -2);
-	lua_setfield(L, LUA_REGISTRYINDEX, JR_LOOP_KEY);
+	uv_close((uv_handle_t *)&loop->wake, NULL);
+	for (rounds = 0; uv_loop_alive(&loop->uv) && rounds < 1000; rounds++)
+		uv_run(&loop->uv, UV_RUN_NOWAIT);
+	uv_loop_close(&loop->uv);
+	loop->uv_open = 0;
 }

@@ -490,6 +490,7 @@ static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
 static void jr_server_stop(jr_server *s)
 {
 	struct lws *lw = NULL;
+	int pass;
 
 	s->closed = 1;
 	/* still our listening socket (not a number reused since) */
@@ -497,6 +498,13 @@ static void jr_server_stop(jr_server *s)
 		lw = wsi_from_fd(s->loop->cx, s->listen_fd);
 	if (lw)
 		lws_close_free_wsi(lw, LWS_CLOSE_STATUS_NOSTATUS, "listener closed");
+	/* On a libuv loop lws frees a wsi (and closes its socket) only in
+	 * the loop's next pass, and a vhost destroyed with wsis still bound
+	 * lingers for seconds: let the listener and the sessions go first,
+	 * so the port is free when close() returns. */
+	for (pass = 0; pass < 8 && ((lw && jr_is_listener_on(s->listen_fd,
+			s->port)) || jr_conn_any_session(s->loop, s)); pass++)
+		jr_loop_settle(s->loop);
 	s->listen_fd = -1;
 	lws_vhost_destroy(s->vh);
 }
@@ -569,6 +577,7 @@ static int l_listen(lua_State *L)
 	}
 	lua_pushvalue(L, 3);
 	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	jr_loop_changed(loop);
 	return 1;
 }
 

@@ -29,14 +29,6 @@ static const struct lws_extension jr_extensions[] = {
 	{ NULL, NULL, NULL }
 };
 
-static const struct lws_protocols *jr_vhost_protocols(void)
-{
-	static struct lws_protocols list[2];
-	if (!list[0].name)
-		list[0] = jr_client_protocol;
-	return list;
-}
-
 /* Reads opts[key] as an optional string; the string stays alive in opts. */
 static const char *jr_field(lua_State *L, int opts, const char *key)
 {
@@ -57,7 +49,8 @@ static int jr_flag(lua_State *L, int opts, const char *key)
 }
 
 static struct lws_vhost *jr_vhost_create(lua_State *L, jr_loop *loop,
-					 jr_vhost *v, int opts)
+					 jr_vhost *v, int opts,
+					 const struct lws_protocols *protocols)
 {
 	struct lws_context_creation_info ci;
 	int secure = jr_flag(L, opts, "secure");
@@ -65,7 +58,7 @@ static struct lws_vhost *jr_vhost_create(lua_State *L, jr_loop *loop,
 	memset(&ci, 0, sizeof ci);
 	ci.port = CONTEXT_PORT_NO_LISTEN;
 	ci.vhost_name = v->name;
-	ci.protocols = jr_vhost_protocols();
+	ci.protocols = protocols;
 	ci.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
 	ci.timeout_secs = 30;
 	ci.connect_timeout_secs = 30;
@@ -112,10 +105,12 @@ static void jr_vhost_key(lua_State *L, int opts, luaL_Buffer *b)
 
 /*
  * The client vhost for the connect options at index opts, created on first
- * use. Raises a Lua error when lws cannot make it (unreadable CA or
+ * use, serving `protocols` (conn.c's, a list that ends with a zeroed entry
+ * and lives as long as the process). Raises a Lua error when lws cannot make it (unreadable CA or
  * certificate files, mostly: lws has already loaded them by then).
  */
-struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts)
+struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts,
+			      const struct lws_protocols *protocols)
 {
 	luaL_Buffer b;
 	const char *key;
@@ -135,7 +130,7 @@ struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts)
 	memcpy(v->key, key, klen + 1);
 	lua_pop(L, 1);
 	snprintf(v->name, sizeof v->name, "jr-client-%u", ++loop->nvhosts);
-	v->vh = jr_vhost_create(L, loop, v, opts);
+	v->vh = jr_vhost_create(L, loop, v, opts, protocols);
 	if (!v->vh) {
 		free(v);
 		return (struct lws_vhost *)(void *)(size_t)luaL_error(L,

@@ -223,6 +223,9 @@ local function turn(finished, arg)
     return false
   end
   if core_step(ms) then dispatch_events() end
+  -- what the events woke runs in this turn, before a blocked caller
+  -- looks at its box again
+  if ready_head <= ready_tail then run_ready() end
   return true
 end
 

@@ -1,0 +1,184 @@
+/*
+ * Who drives the engine: the top of the C layers, the Lua face of loop.c.
+ * The scheduler (lua/jsonrpc_websocket/scheduler.lua) calls step() and
+ * pop(); a host loop (luv, cqueues, any poll()) watches pollfd() and
+ * timeout() and calls step(0) through the scheduler. pop() is the one
+ * place that knows every kind of event and who owns it (conn.c, server.c);
+ * teardown puts the engine, the vhosts and the connections away in order.
+ *
+ * Layers, bottom-up: loop.c (engine) < vhost.c < conn.c < server.c <
+ * drive.c. Nothing below calls up.
+ */
+#include <stdlib.h>
+
+#include "jrws.h"
+
+/* The functions here find the loop in their upvalue (the loop userdata,
+ * see core.c), not in the registry: step and pop run once per turn. */
+static jr_loop *jr_loop_upvalue(lua_State *L)
+{
+	return *(jr_loop **)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/*
+ * step([timeout_ms]): service the engine once. timeout_ms < 0 (default)
+ * waits for I/O only, 0 does not wait, > 0 waits at most that long.
+ * Returns true when events are waiting to be popped.
+ */
+static int l_step(lua_State *L)
+{
+	jr_loop *loop = jr_loop_upvalue(L);
+	lua_Integer timeout_ms = luaL_optinteger(L, 1, -1);
+
+	if (loop->in_hook)
+		return luaL_error(L, "jsonrpc_websocket: the loop cannot run "
+				     "inside an authorize hook");
+	jr_loop_context(L, loop);
+	loop->L = L;
+	if (loop->flush_pending)
+		jr_conn_flush_all(loop);
+	jr_loop_service(loop, (long)timeout_ms);
+	loop->L = NULL;
+	lua_pushboolean(L, loop->head != NULL);
+	return 1;
+}
+
+/* pollfd() -> the engine's descriptor: readable when step(0) has I/O. */
+static int l_pollfd(lua_State *L)
+{
+	jr_loop *loop = jr_loop_upvalue(L);
+
+	jr_loop_context(L, loop);
+	lua_pushinteger(L, jr_loop_pollfd(loop));
+	return 1;
+}
+
+/* timeout() -> milliseconds until the engine needs a step without I/O,
+ * or -1 when only I/O can give it work. */
+static int l_timeout(lua_State *L)
+{
+	jr_loop *loop = jr_loop_upvalue(L);
+
+	if (!loop->cx)
+		lua_pushinteger(L, -1);
+	else
+		lua_pushinteger(L, jr_loop_timeout_ms(loop));
+	return 1;
+}
+
+/* A message, or the response it is when it is a simple one (scan.c):
+ * read here, it never becomes a Lua string. Returns how many pushed. */
+static int jr_push_message(lua_State *L, jr_event *e)
+{
+	int n;
+
+	jr_conn_push_owner(L, e->conn);
+	if (jr_conn_core_json(e->conn)) {
+		lua_pushliteral(L, "response");
+		if ((n = jr_push_response(L, e->data, e->len)))
+			return 2 + n;
+		lua_pop(L, 1);
+		lua_pushliteral(L, "responses");
+		if ((n = jr_push_responses(L, e->data, e->len)))
+			return 2 + n;
+		lua_pop(L, 1);
+	}
+	lua_pushliteral(L, "message");
+	lua_pushlstring(L, e->data, e->len);
+	lua_pushboolean(L, e->binary);
+	return 4;
+}
+
+/*
+ * pop() -> owner, kind, ...  or nothing when the queue is empty.
+ *   owner, "open"
+ *   owner, "message", data, is_binary
+ *   owner, "response", id, result [, true: result is JSON text to decode]
+ *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
+ *          (these two only for conns with core_json: see scan.c)
+ *   owner, "closed", code, reason, failure, http_status, was_open,
+ *          closed_here, unsent
+ *   listener, "accept", conn, address (server.c)
+ * `owner` is the Lua value given to connect().
+ */
+static int l_pop(lua_State *L)
+{
+	jr_event *e = jr_loop_take(jr_loop_upvalue(L));
+	int n = 0;
+
+	if (!e)
+		return 0;
+	switch (e->kind) {
+	case JR_EV_OPEN:
+		jr_conn_push_owner(L, e->conn);
+		lua_pushliteral(L, "open");
+		n = 2;
+		break;
+	case JR_EV_MESSAGE:
+		n = jr_push_message(L, e);
+		break;
+	case JR_EV_CLOSED:
+		n = jr_conn_push_closed(L, e->conn);
+		break;
+	case JR_EV_ACCEPT: /* 0 when its listener closed meanwhile */
+		n = jr_server_push_accept(L, e);
+		break;
+	}
+	jr_event_free(e);
+	return n;
+}
+
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)jr_loop_now());
+	return 1;
+}
+
+/* The loop is collected when the Lua state closes: tear everything down.
+ * Connections still alive then learn the loop is gone (detach) only after
+ * lws has destroyed their wsis: their WSI_DESTROY frees them. */
+static int l_loop_gc(lua_State *L)
+{
+	jr_loop **pl = lua_touserdata(L, 1), *loop = *pl;
+
+	if (!loop)
+		return 0;
+	jr_loop_close_engine(loop);
+	jr_vhost_forget_all(loop);
+	jr_conn_detach_all(loop);
+	jr_frames_free(loop->frames);
+	free(loop);
+	*pl = NULL;
+	return 0;
+}
+
+const luaL_Reg jr_loop_functions[] = {
+	{"step", l_step},
+	{"pop", l_pop},
+	{"now", l_now},
+	{"pollfd", l_pollfd},
+	{"backend_timeout", l_timeout},
+	{NULL, NULL}
+};
+
+/* Creates this state's loop (once) and anchors it in the registry. */
+void jr_loop_open(lua_State *L)
+{
+	jr_loop **pl;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, JR_LOOP_KEY);
+	if (!lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pop(L, 1);
+	pl = lua_newuserdatauv(L, sizeof *pl, 0);
+	*pl = jr_loop_new();
+	if (!*pl)
+		luaL_error(L, "jsonrpc_websocket: out of memory");
+	lua_newtable(L);
+	lua_pushcfunction(L, l_loop_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, LUA_REGISTRYINDEX, JR_LOOP_KEY);
+}
