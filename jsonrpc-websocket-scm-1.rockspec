@@ -40,6 +40,7 @@ build = {
     ["jsonrpc_websocket.codec"] = "lua/jsonrpc_websocket/codec.lua",
     ["jsonrpc_websocket.dispatch"] = "lua/jsonrpc_websocket/dispatch.lua",
     ["jsonrpc_websocket.errors"] = "lua/jsonrpc_websocket/errors.lua",
+    ["jsonrpc_websocket.host"] = "lua/jsonrpc_websocket/host.lua",
     ["jsonrpc_websocket.link"] = "lua/jsonrpc_websocket/link.lua",
     ["jsonrpc_websocket.listen"] = "lua/jsonrpc_websocket/listen.lua",
     ["jsonrpc_websocket.options"] = "lua/jsonrpc_websocket/options.lua",

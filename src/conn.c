@@ -315,7 +315,10 @@ static void jr_want_write(jr_conn *c)
 {
 	if (c->raw_frames && c->loop) {
 		c->flush = 1;
-		c->loop->flush_pending = 1;
+		if (!c->loop->flush_pending) {
+			c->loop->flush_pending = 1;
+			jr_loop_poke(c->loop);
+		}
 	} else {
 		lws_callback_on_writable(c->wsi);
 	}
@@ -421,7 +424,11 @@ static void jr_connect_errno(struct lws *wsi, jr_conn *c)
 	int err = 0, fd = lws_get_socket_fd(wsi);
 	socklen_t n = sizeof err;
 
-	if (fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) && err)
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n))
+		return;
+	/* only what ends a connect: a reset comes after one (a TLS drop) */
+	if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+	    err == ETIMEDOUT)
 		snprintf(c->failure, sizeof c->failure,
 			 "Unable to connect: %s", strerror(err));
 }

@@ -128,6 +128,14 @@ static int l_pop(lua_State *L)
 	return n;
 }
 
+/* set_hosted(on): a host loop drives the engine now: work that appears
+ * outside a step makes pollfd() readable (jr_loop_poke). */
+static int l_set_hosted(lua_State *L)
+{
+	jr_loop_upvalue(L)->hosted = lua_toboolean(L, 1);
+	return 0;
+}
+
 static int l_now(lua_State *L)
 {
 	lua_pushnumber(L, (lua_Number)jr_loop_now());
@@ -158,6 +166,7 @@ const luaL_Reg jr_loop_functions[] = {
 	{"now", l_now},
 	{"pollfd", l_pollfd},
 	{"backend_timeout", l_timeout},
+	{"set_hosted", l_set_hosted},
 	{NULL, NULL}
 };
 

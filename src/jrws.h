@@ -72,6 +72,7 @@ struct jr_loop {
 	int uv_open;                 /* uv and wake are initialised */
 	int changed;                 /* lws must re-arm its timer (loop.c) */
 	int closed;                  /* a connection closed in this step */
+	int hosted;                  /* a host loop drives us (attach) */
 	int in_service;              /* inside a blocking step right now */
 	int time_up;                 /* the step's timeout has passed */
 	int destroying;              /* context teardown: queue nothing */
@@ -98,6 +99,7 @@ void jr_event_free(jr_event *e);
 void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
 void jr_loop_wake(jr_loop *loop);
 void jr_loop_changed(jr_loop *loop);
+void jr_loop_poke(jr_loop *loop);
 void jr_loop_settle(jr_loop *loop);
 void jr_loop_service(jr_loop *loop, long timeout_ms);
 int jr_loop_pollfd(jr_loop *loop);

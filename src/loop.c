@@ -205,6 +205,19 @@ void jr_loop_wake(jr_loop *loop)
 void jr_loop_changed(jr_loop *loop)
 {
 	loop->changed = 1;
+	jr_loop_poke(loop);
+}
+
+/*
+ * Work for the next step appeared outside one (output to flush, a
+ * change for lws). Our own scheduler steps after every turn anyway; a
+ * host loop steps only when pollfd() is readable, so then the engine
+ * makes it readable (lws's event pipe is in the uv loop).
+ */
+void jr_loop_poke(jr_loop *loop)
+{
+	if (loop->hosted && !loop->in_service && loop->cx)
+		lws_cancel_service(loop->cx);
 }
 
 /*

@@ -100,7 +100,7 @@ function Server:close()
     link.state = "closing"
     link.conn:close(1000)
   end
-  if link.state == "closed" then return end
+  if link.state == "closed" or not sched.can_wait() then return end
   local w = waiter()
   local waiters = link.close_waiters
   waiters[#waiters + 1] = w

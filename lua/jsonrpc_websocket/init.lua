@@ -12,6 +12,7 @@ local client = require "jsonrpc_websocket.client"
 local errors = require "jsonrpc_websocket.errors"
 local codec = require "jsonrpc_websocket.codec"
 local listen = require "jsonrpc_websocket.listen"
+local host = require "jsonrpc_websocket.host"
 
 local M = {
   _VERSION = "jsonrpc_websocket scm",
@@ -26,6 +27,8 @@ local M = {
   spawn = sched.spawn,
   sleep = sched.sleep,
   now = sched.now,
+  loop = host.loop,
+  attach = host.attach,
 }
 
 -- on_error: errors with nobody to raise into (a bad frame, a failed

@@ -535,6 +535,10 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
   end
   if was_open then
     self:fail_pending(cause, unsent)
+    -- nothing is left for the deadline timer: it must not keep a host
+    -- loop alive until it would have run
+    cancel(self.deadline_timer)
+    self.deadline_timer = nil
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
   end

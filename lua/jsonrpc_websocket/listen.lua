@@ -177,7 +177,7 @@ function Srv:close()
       link.conn:close(1001, "server closing")
     end
   end
-  if l.count > 0 then
+  if l.count > 0 and sched.can_wait() then
     local w = waiter()
     l.drained = w
     local t = timer(CLOSE_WAIT, wake, w, false)

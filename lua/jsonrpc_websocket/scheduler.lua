@@ -13,6 +13,7 @@ local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
 local core_step, core_pop, now = core.step, core.pop, core.now
+local core_timeout = core.backend_timeout
 
 local M = { now = now }
 
@@ -27,6 +28,10 @@ local ready_head, ready_tail = 1, 0
 
 local WAIT = {} -- what our tasks yield when they wait for a wake()
 M.WAIT = WAIT
+
+-- The host loop we are attached to (host.lua), or nil: then we are the
+-- loop. `kick` tells it that work appeared outside its callbacks.
+local host, kick
 
 -- Timers: a binary min-heap of { at, fn, a, b }; cancel clears fn.
 local heap, heap_n = {}, 0
@@ -66,6 +71,7 @@ end
 function M.timer(seconds, fn, a, b)
   local t = { now() + seconds, fn, a, b }
   heap_push(t)
+  if kick then kick() end
   return t
 end
 
@@ -116,8 +122,9 @@ local function task_done(co, ok, err)
   if co_status(co) == "dead" then
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
-  elseif ok and err ~= WAIT then
+  elseif ok and err ~= WAIT and tasks[co] ~= "host" then
     -- a bare coroutine.yield() in a task: let others run, then continue
+    -- (a host's coroutine yields to its host loop: the host resumes it)
     M.wake(co)
   end
   if not ok then
@@ -146,8 +153,10 @@ function M.wake(waiter, a, b)
     local i = ready_tail + 1
     ready_tail = i
     ready_co[i], ready_a[i], ready_b[i] = waiter, a, b
+    if kick then kick() end
   else
     waiter.done, waiter[1], waiter[2] = true, a, b
+    if waiter.signal then waiter:signal() end
   end
 end
 
@@ -158,6 +167,7 @@ end
 function M.resume_now(waiter, a, b)
   if type(waiter) ~= "thread" then -- a box, filled as wake fills it
     waiter.done, waiter[1], waiter[2] = true, a, b
+    if waiter.signal then waiter:signal() end
     return
   end
   local running, main = co_running()
@@ -168,9 +178,18 @@ end
 
 --- The waiter for coroutine `co` (`main`: it is the main one), as
 -- coroutine.running() gives them: `co` if it is our task, else a box.
+-- Attached to a host loop, a coroutine of the host's may wait the host's
+-- way (host.waiter decides; nil: block as without a host).
 function M.task_waiter(co, main)
-  if not main and tasks[co] then return co end
-  return { false, false, done = false } -- sized for what wake stores
+  if not main then
+    local kind = tasks[co]
+    if kind then
+      if kind == "host" and kick then kick() end
+      return co
+    end
+  end
+  return host and host.waiter(co, main)
+    or { false, false, done = false } -- sized for what wake stores
 end
 
 --- The waiter for the running code: its coroutine if it is our task.
@@ -245,6 +264,7 @@ function M.wait(waiter)
     local a, b = co_yield(WAIT)
     return a, b
   end
+  if waiter.await then return waiter:await() end -- the host loop's way
   while not waiter.done do
     if not turn(is_filled, waiter) then
       error("jsonrpc_websocket: waiting for something that can never "
@@ -258,6 +278,7 @@ end
 --- Makes a task of fn(...) and queues it. `kind` "service" tasks (request
 -- handlers) do not keep run() going.
 function M.spawn_kind(kind, fn, ...)
+  if kind == "service" and host then return host.spawn(fn, ...) end
   local n = select("#", ...)
   local co, a, b
   if n <= 2 then -- the first resume passes them: no closure, no table
@@ -327,7 +348,85 @@ end
 
 --- Connections report their birth and death so the loop knows whether
 -- waiting for I/O can ever end.
-function M.io_started() io_count = io_count + 1 end
+function M.io_started()
+  io_count = io_count + 1
+  if kick then kick() end
+end
 function M.io_ended() io_count = io_count - 1 end
+
+---------------------------------------------------------------------------
+-- Driven from outside: the pollable loop (host.lua) and host loops.
+---------------------------------------------------------------------------
+
+local stepping = false -- inside step(): kicks wait for its end
+
+--- Does the work that is ready: tasks, due timers, I/O (waiting at most
+-- `max_seconds` for it; 0: never waits; nil: until there is some, or
+-- the next timer), and what the events woke.
+function M.step(max_seconds)
+  stepping = true
+  if ready_head <= ready_tail then run_ready() end
+  local t, at = fire_timers()
+  if ready_head <= ready_tail then
+    run_ready()
+    t, at = next_timer(), nil
+  end
+  local ms = 0
+  if max_seconds ~= 0 and ready_head > ready_tail then
+    ms = -1
+    if t then ms = math.max(0, (t[1] - (at or now())) * 1000 // 1 + 1) end
+    if max_seconds then
+      local cap = math.max(0, max_seconds * 1000 // 1)
+      if ms < 0 or cap < ms then ms = cap end
+    end
+    if ms < 0 and io_count == 0 then ms = 0 end
+  end
+  if core_step(ms) then dispatch_events() end
+  if ready_head <= ready_tail then run_ready() end
+  stepping = false
+end
+
+--- Seconds until step() has work even without I/O (0: now), or nil.
+function M.timeout()
+  if ready_head <= ready_tail then return 0 end
+  local t = next_timer()
+  local ms = core_timeout()
+  local s = ms >= 0 and ms / 1000 or nil
+  if t then
+    local left = t[1] - now()
+    if left < 0 then left = 0 end
+    if not s or left < s then s = left end
+  end
+  return s
+end
+
+--- Whether anything of ours can still happen: a connection or listener,
+-- a timer, a task ready to run. A host loop lets go of us when not.
+function M.busy()
+  return io_count > 0 or ready_head <= ready_tail or next_timer() ~= nil
+end
+
+function M.stepping() return stepping end
+
+--- Installs the host loop (host.lua): { waiter = fn(co, main), spawn =
+-- fn(fn, ...), kick = fn() }.
+function M.set_host(h)
+  host = h
+  kick = h.kick
+end
+
+function M.host() return host end
+
+--- Whether the running code may wait: not in plain code while the host
+-- loop runs (a luv callback, say): it would block that loop.
+function M.can_wait()
+  return not (host and host.cannot_wait(co_running()))
+end
+
+--- Makes the running coroutine `co`, a host loop's, one that our loop
+-- resumes when what it waits for comes (its other yields are the host's).
+function M.adopt(co)
+  tasks[co] = "host"
+end
 
 return M

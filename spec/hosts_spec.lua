@@ -1,0 +1,212 @@
+-- Host loops (issue 11): the library driven by luv, by a cqueues
+-- controller, and as a raw pollable by a hand-written poll loop. attach
+-- lasts for the process, so each case is a program of its own against
+-- real peers: the Python peer and our own listener, on 127.0.0.1.
+local helper = require "helper"
+
+-- Runs `code` (with PEER set to the Python peer's URL) as a program;
+-- returns its output, failing with it when the program failed.
+local function program(code)
+  local ok, out = helper.run_lua(("local PEER = %q\n"):format(helper.peer().url())
+    .. "local jsonrpc = require 'jsonrpc_websocket'\n" .. code)
+  assert(ok, out)
+  return out
+end
+
+describe("luv", function()
+  it("ticks a 10 ms timer while 1,000 calls wait; serves and calls in one program", function()
+    local out = program [[
+      local uv = require "luv"
+      jsonrpc.attach(uv)
+      local srv = jsonrpc.listen { port = 0 }
+      srv.add = function(a, b) return a + b end
+      local ticks = 0
+      local tick = uv.new_timer()
+      tick:start(10, 10, function() ticks = ticks + 1 end)
+      coroutine.wrap(function()
+        local own = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+        own:ws_connect()                         -- yields to luv
+        local peer = jsonrpc.Server(PEER, { timeout = 20 })
+        peer:ws_connect()
+        local n, done, ticks0 = 1000, 0, ticks
+        for i = 1, n do
+          coroutine.wrap(function()
+            -- the peer answers each after 50 ms: the calls wait together
+            assert(peer.sleep(0.05, i) == i)
+            assert(own.add(i, 1) == i + 1)
+            done = done + 1
+            if done == n then
+              print("done", done, "ticks while waiting", ticks - ticks0 > 0)
+              own:close(); peer:close(); srv:close(); tick:close()
+            end
+          end)()
+        end
+        print("all sent before any answer", done == 0)
+      end)()
+      uv.run()
+      print("uv.run returned", jsonrpc.loop:busy())
+    ]]
+    assert.equal("all sent before any answer\ttrue\ndone\t1000\tticks while waiting\ttrue\n"
+      .. "uv.run returned\tfalse\n", out)
+  end)
+
+  it("runs handlers, timeouts, batches and reconnects attached", function()
+    local out = program [[
+      local uv = require "luv"
+      jsonrpc.attach(uv)
+      coroutine.wrap(function()
+        local s = jsonrpc.Server(PEER, { reconnect = { initial = 0.05, max = 0.1 },
+          on_error = function() end })
+        s:ws_connect()
+        -- the peer calls us; the handler calls the peer back
+        s.twice = function(x)
+          local y = s.add(x, x)
+          return y
+        end
+        print("handler", math.tointeger(s.call_client("twice", { 21 }).result))
+        local ok, err = pcall(s.call, s, "never", nil, { timeout = 0.1 })
+        print("timeout", ok, jsonrpc.TimeoutError.is(err))
+        local r = s:batch(function(b) b.add(1, 2); b.echo("x") end)
+        print("batch", r[1].result, r[2].result[1])
+        pcall(s.drop)                            -- the peer drops us
+        local t0 = jsonrpc.now()
+        while not s.connected and jsonrpc.now() - t0 < 10 do
+          local timer = uv.new_timer()           -- a luv way to wait
+          local co = coroutine.running()
+          timer:start(20, 0, function() timer:close() coroutine.resume(co) end)
+          coroutine.yield()
+        end
+        print("reconnected", s.add(2, 3))
+        s:close()
+      end)()
+      uv.run()
+      print("returned")
+    ]]
+    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nbatch\t3\tx\nreconnected\t5\nreturned\n", out)
+  end)
+
+  it("raises a clear error for a call that cannot yield, and for bad attach", function()
+    local out = program [[
+      local uv = require "luv"
+      print(select(2, pcall(jsonrpc.attach, 42)))
+      print(select(2, pcall(jsonrpc.attach, {})))
+      jsonrpc.attach(uv)
+      jsonrpc.attach(uv)                         -- the same again: fine
+      local cqueues = require "cqueues"
+      print(select(2, pcall(jsonrpc.attach, cqueues.new())))
+      local s = jsonrpc.Server(PEER)
+      s:ws_connect()                             -- plain code before uv.run: blocks
+      local t = uv.new_timer()
+      t:start(1, 0, function()                   -- plain code inside uv.run
+        local ok, err = pcall(s.add, 1, 2)
+        print(ok, err)
+        t:close()
+        s:close()
+      end)
+      uv.run()
+    ]]
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("bad argument #1 to 'attach' %(the luv module or a cqueues controller expected, got number%)", lines[1])
+    assert.matches("got a table that is neither", lines[2], 1, true)
+    assert.matches("already attached to luv", lines[3], 1, true)
+    assert.matches("^false\t.*cannot wait here.*uv%.run%(%) runs.*inside a coroutine", lines[4])
+    assert.equal(4, #lines)
+  end)
+end)
+
+describe("cqueues", function()
+  it("shares a controller with cqueues sockets, and handlers that use cqueues", function()
+    local out = program [[
+      local cqueues = require "cqueues"
+      local socket = require "cqueues.socket"
+      local cq = cqueues.new()
+      jsonrpc.attach(cq)
+      local srv = jsonrpc.listen { port = 0 }
+      srv.add = function(a, b) cqueues.sleep(0.01) return a + b end
+      -- a plain TCP echo, cqueues' own sockets, in the same controller
+      local echo = socket.listen("127.0.0.1", 0)
+      local _, _, echo_port = echo:localname()
+      cq:wrap(function()
+        local c = echo:accept()
+        for line in c:lines() do c:write(line, "\n") end
+        c:close()
+      end)
+      cq:wrap(function()
+        local s = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+        s:ws_connect()
+        local peer = jsonrpc.Server(PEER)
+        peer:ws_connect()
+        local tcp = socket.connect("127.0.0.1", echo_port)
+        local n, done = 100, 0
+        local cond = require("cqueues.condition").new()
+        for i = 1, n do
+          cq:wrap(function()
+            assert(s.add(i, 1) == i + 1)
+            assert(peer.sleep(0.02, i) == i)
+            tcp:write("line " .. i .. "\n")
+            done = done + 1
+            if done == n then cond:signal() end
+          end)
+        end
+        while done < n do cond:wait() end
+        local echoed = 0
+        for _ = 1, n do if tcp:read("*l") then echoed = echoed + 1 end end
+        print("calls", done, "echoed", echoed)
+        tcp:close(); echo:close()
+        s:close(); peer:close(); srv:close()
+      end)
+      assert(cq:loop())
+      print("cq:loop returned", jsonrpc.loop:busy())
+    ]]
+    assert.equal("calls\t100\techoed\t100\ncq:loop returned\tfalse\n", out)
+  end)
+
+  it("raises a clear error where a call cannot yield", function()
+    local out = program [[
+      local cqueues = require "cqueues"
+      local cq = cqueues.new()
+      jsonrpc.attach(cq)
+      cq:wrap(function()
+        local s = jsonrpc.Server(PEER)
+        s:ws_connect()
+        local ok, err = pcall(string.gsub, "x", "x", function() return s.add(1, 2) end)
+        print(ok, err)
+        print("still works", s.add(1, 2))
+        s:close()
+      end)
+      assert(cq:loop())
+    ]]
+    assert.matches("^false\t.*cannot wait here.*cq:wrap", out)
+    assert.matches("still works\t3\n$", out)
+  end)
+end)
+
+describe("the raw pollable", function()
+  it("is driven by a hand-written poll loop", function()
+    local out = program [[
+      local cqueues = require "cqueues"
+      local loop = jsonrpc.loop
+      print(type(loop:pollfd()), loop:events())
+      local t0 = jsonrpc.now()
+      loop:step(0)                               -- nothing to do: no wait
+      print("step(0) returns at once", jsonrpc.now() - t0 < 0.5)
+      local s = jsonrpc.Server(PEER)
+      local results = {}
+      jsonrpc.spawn(function()
+        s:ws_connect()
+        for i = 1, 3 do results[#results + 1] = s.sleep(0.05, i) end
+        s:close()
+      end)
+      -- cqueues.poll outside a controller: one poll(2) on our descriptor
+      local polls = 0
+      while loop:busy() do
+        cqueues.poll(loop, loop:timeout())
+        polls = polls + 1
+        loop:step(0)
+      end
+      print(table.concat(results, ","), polls > 3)
+    ]]
+    assert.equal("number\tr\nstep(0) returns at once\ttrue\n1,2,3\ttrue\n", out)
+  end)
+end)
