@@ -136,6 +136,17 @@ static int l_set_hosted(lua_State *L)
 	return 0;
 }
 
+/* flush(): writes now what Lua queued since the last step (gathered
+ * writes), as the next step would first. */
+static int l_flush(lua_State *L)
+{
+	jr_loop *loop = jr_loop_upvalue(L);
+
+	if (loop->flush_pending && !loop->in_hook)
+		jr_conn_flush_all(loop);
+	return 0;
+}
+
 static int l_now(lua_State *L)
 {
 	lua_pushnumber(L, (lua_Number)jr_loop_now());
@@ -167,6 +178,7 @@ const luaL_Reg jr_loop_functions[] = {
 	{"pollfd", l_pollfd},
 	{"backend_timeout", l_timeout},
 	{"set_hosted", l_set_hosted},
+	{"flush", l_flush},
 	{NULL, NULL}
 };
 

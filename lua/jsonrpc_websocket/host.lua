@@ -60,6 +60,15 @@ local function report(err)
   sched.report(debug.traceback(tostring(err), 2))
 end
 
+-- A host loop's step. While it runs, work that appears is ours to do in
+-- this step: the engine need not make its descriptor readable for it.
+local function host_step()
+  core.set_hosted(false)
+  local ok, err = pcall(sched.step, 0)
+  core.set_hosted(true)
+  if not ok then report(err) end
+end
+
 -- luv: a uv poll handle on our descriptor and a uv timer for our timeout,
 -- open only while we are busy (so uv.run() returns when we are done).
 local function luv_host(uv)
@@ -89,8 +98,7 @@ local function luv_host(uv)
   end
 
   on_ready = function()
-    local ok, err = pcall(sched.step, 0)
-    if not ok then report(err) end
+    host_step()
     rearm()
   end
 
@@ -144,8 +152,7 @@ local function cqueues_host(cq)
   local function drive()
     while sched.busy() do
       cqueues.poll(M.loop, poke)
-      local ok, err = pcall(sched.step, 0)
-      if not ok then report(err) end
+      host_step()
     end
     driving = false
   end
@@ -165,6 +172,9 @@ local function cqueues_host(cq)
     return box[1], box[2]
   end
   local function signal(box) box.cond:signal() end
+  -- one condition per coroutine, made once (a coroutine waits for one
+  -- thing at a time; a signal nobody waits for is dropped)
+  local conds = setmetatable({}, { __mode = "k" })
 
   local function cannot_wait(_, main)
     if cqueues.running() and (main or not co_isyieldable()) then
@@ -181,7 +191,12 @@ local function cqueues_host(cq)
     waiter = function(co, main)
       if cqueues.running() and not main and co_isyieldable() then
         kick()
-        return { false, false, done = false, cond = condition.new(),
+        local cond = conds[co]
+        if not cond then
+          cond = condition.new()
+          conds[co] = cond
+        end
+        return { false, false, done = false, cond = cond,
           await = await, signal = signal }
       end
       local why = cannot_wait(co, main)

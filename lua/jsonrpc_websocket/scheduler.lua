@@ -383,6 +383,7 @@ function M.step(max_seconds)
   end
   if core_step(ms) then dispatch_events() end
   if ready_head <= ready_tail then run_ready() end
+  core.flush() -- what the step's tasks sent goes now, not a wakeup later
   stepping = false
 end
 
