@@ -69,10 +69,13 @@ local function host_step()
   if not ok then report(err) end
 end
 
--- luv: a uv poll handle on our descriptor and a uv timer for our timeout,
--- open only while we are busy (so uv.run() returns when we are done).
+-- luv: a uv poll handle on our descriptor, a uv timer for our timeout and
+-- a uv idle handle for "a step at the next pass" (a 0 ms timer would run
+-- again and again in one pass of luv's timers: luv's clock stands still
+-- there, and its other timers would starve). Open only while we are busy,
+-- so uv.run() returns when we are done.
 local function luv_host(uv)
-  local poll, timer
+  local poll, timer, idle
   local on_ready
 
   local function rearm()
@@ -80,20 +83,28 @@ local function luv_host(uv)
       if poll then
         poll:close()
         timer:close()
-        poll, timer = nil, nil
+        idle:close()
+        poll, timer, idle = nil, nil, nil
       end
       return
     end
     if not poll then
       poll = uv.new_poll(core.pollfd())
       timer = uv.new_timer()
+      idle = uv.new_idle()
       poll:start("r", on_ready)
     end
     local t = sched.timeout()
-    if t then
-      timer:start(math.ceil(t * 1000), 0, on_ready)
-    else
+    if t == 0 then
+      idle:start(on_ready)
       timer:stop()
+    else
+      idle:stop()
+      if t then
+        timer:start(math.ceil(t * 1000), 0, on_ready)
+      else
+        timer:stop()
+      end
     end
   end
 
