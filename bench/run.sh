@@ -16,6 +16,7 @@ if command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then
 	BENCH_PIN="taskset -c 1"
 fi
 
+rm -f out/server.log # not a port from an earlier run, read before the new one writes
 $server_pin out/ref_server 0 > out/server.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
