@@ -222,22 +222,34 @@ local function dispatch_events()
   end
 end
 
---- One turn of the loop: run what is ready, fire due timers, then (unless
--- `finished(arg)` already holds) service I/O once and dispatch its events.
--- Returns false when nothing could ever happen: no task ready, no timer,
--- no connection.
-local function turn(finished, arg)
+-- Runs what is ready and the timers that are due; returns the next timer
+-- and the time it went by (nil: read the clock again).
+local function run_due()
   if ready_head <= ready_tail then run_ready() end
   local t, at = fire_timers()
   if ready_head <= ready_tail then
     run_ready()
     t, at = next_timer(), nil
   end
+  return t, at
+end
+
+-- Whole milliseconds until timer t, rounded up, at least 0.
+local function ms_until(t, at)
+  local ms = (t[1] - (at or now())) * 1000 // 1 + 1
+  return ms < 0 and 0 or ms
+end
+
+--- One turn of the loop: run what is ready, fire due timers, then (unless
+-- `finished(arg)` already holds) service I/O once and dispatch its events.
+-- Returns false when nothing could ever happen: no task ready, no timer,
+-- no connection.
+local function turn(finished, arg)
+  local t, at = run_due()
   if finished(arg) then return true end
   local ms = -1
   if t then
-    ms = (t[1] - (at or now())) * 1000 // 1 + 1 -- whole milliseconds, rounded up
-    if ms < 0 then ms = 0 end
+    ms = ms_until(t, at)
   elseif io_count == 0 then
     return false
   end
@@ -365,16 +377,11 @@ local stepping = false -- inside step(): kicks wait for its end
 -- the next timer), and what the events woke.
 function M.step(max_seconds)
   stepping = true
-  if ready_head <= ready_tail then run_ready() end
-  local t, at = fire_timers()
-  if ready_head <= ready_tail then
-    run_ready()
-    t, at = next_timer(), nil
-  end
+  local t, at = run_due()
   local ms = 0
   if max_seconds ~= 0 and ready_head > ready_tail then
     ms = -1
-    if t then ms = math.max(0, (t[1] - (at or now())) * 1000 // 1 + 1) end
+    if t then ms = ms_until(t, at) end
     if max_seconds then
       local cap = math.max(0, max_seconds * 1000 // 1)
       if ms < 0 or cap < ms then ms = cap end
