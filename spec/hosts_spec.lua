@@ -50,7 +50,7 @@ describe("luv", function()
       .. "uv.run returned\tfalse\n", out)
   end)
 
-  it("runs handlers, timeouts, batches and reconnects attached", function()
+  it("runs handlers, timeouts, batches, reconnects and keepalive attached", function()
     local out = program [[
       local uv = require "luv"
       jsonrpc.attach(uv)
@@ -78,11 +78,17 @@ describe("luv", function()
         end
         print("reconnected", s.add(2, 3))
         s:close()
+        -- keepalive: lws's pings and deadlines run on timers luv drives
+        local frozen = jsonrpc.Server(PEER, { keepalive = 1 })
+        frozen:ws_connect()
+        local ok2, err2 = pcall(frozen.freeze, 10)
+        print("keepalive", ok2, err2.cause)
       end)()
       uv.run()
       print("returned")
     ]]
-    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nbatch\t3\tx\nreconnected\t5\nreturned\n", out)
+    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nbatch\t3\tx\nreconnected\t5\n"
+      .. "keepalive\tfalse\tkeepalive timeout\nreturned\n", out)
   end)
 
   it("raises a clear error for a call that cannot yield, and for bad attach", function()
