@@ -66,6 +66,7 @@ struct jr_event {
 
 struct jr_loop {
 	struct lws_context *cx;
+	struct lws_context *cx_alive; /* NULL once lws has freed it */
 	uv_loop_t uv;                /* the loop lws runs on (ours) */
 	void *foreign[1];            /* lws's foreign_loops: &uv */
 	uv_timer_t wake;             /* bounds one service step */
