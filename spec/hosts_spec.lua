@@ -113,7 +113,8 @@ describe("luv", function()
     ]]
     local lines = {}
     for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    assert.matches("bad argument #1 to 'attach' %(the luv module or a cqueues controller expected, got number%)", lines[1])
+    assert.matches("bad argument #1 to 'attach' %(the luv module or a cqueues "
+      .. "controller expected, got number%)", lines[1])
     assert.matches("got a table that is neither", lines[2], 1, true)
     assert.matches("already attached to luv", lines[3], 1, true)
     assert.matches("^false\t.*cannot wait here.*uv%.run%(%) runs.*inside a coroutine", lines[4])

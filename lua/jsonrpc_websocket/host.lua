@@ -19,6 +19,7 @@ local M = {}
 -- The pollable loop (cqueues' protocol: pollfd, events, timeout).
 ---------------------------------------------------------------------------
 
+-- luacheck: ignore 212/self (methods of one object: self is the object)
 local Loop = { __name = "jsonrpc_websocket.loop" }
 Loop.__index = Loop
 
