@@ -216,4 +216,30 @@ describe("the raw pollable", function()
     ]]
     assert.equal("number\tr\nstep(0) returns at once\ttrue\n1,2,3\ttrue\n", out)
   end)
+
+  it("is driven by luv by hand, without attach: a uv poll and a uv timer", function()
+    local out = program [[
+      local uv = require "luv"
+      local loop = jsonrpc.loop
+      local s = jsonrpc.Server(PEER)
+      local results = {}
+      jsonrpc.spawn(function()
+        s:ws_connect()
+        for i = 1, 3 do results[#results + 1] = s.sleep(0.05, i) end
+        s:close()
+      end)
+      local poll, timer = uv.new_poll(loop:pollfd()), uv.new_timer()
+      local function step()
+        loop:step(0)
+        if not loop:busy() then poll:close(); timer:close(); return end
+        local t = loop:timeout()
+        if t then timer:start(math.ceil(t * 1000), 0, step) else timer:stop() end
+      end
+      poll:start("r", step)
+      step()
+      uv.run()
+      print(table.concat(results, ","))
+    ]]
+    assert.equal("1,2,3\n", out)
+  end)
 end)
