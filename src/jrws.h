@@ -47,7 +47,8 @@ enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
 	JR_EV_MESSAGE, /* one whole inbound message */
 	JR_EV_CLOSED,  /* the connection is gone (or never came up) */
-	JR_EV_ACCEPT   /* a listener accepted it (server side); data: address */
+	JR_EV_ACCEPT,  /* a listener accepted it (server side); data: address */
+	JR_EV_DRAINED  /* its send queue was full and has room again */
 };
 
 struct jr_event {

@@ -64,6 +64,7 @@ local PEER_FIELDS = {
   connected = function(link) return link.state == "open" end,
   address = function(link) return link.address end,
   id = function(link) return link.id end,
+  skipped = function(link) return link.skipped end,
   data = function(link) return link.data end,
   subprotocol = function(link) return link.subprotocol end,
   server = function(link) return link.listener.srv end,
@@ -123,10 +124,12 @@ function Listener:accept(conn, address)
     json = self.json, null = self.null, timeout = self.timeout,
     connect_opts = self.connect_opts, state = "open", conn = conn,
     handlers = self.handlers, listeners = self.listeners,
-    handler_timeout = self.handler_timeout, listener = self,
+    handler_timeout = self.handler_timeout, listener = self, skipped = 0,
   }, PeerLink)
   core.adopt(conn, link)
   if link.fast then conn:core_json(true) end
+  local q = self.send_queue
+  if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
@@ -207,17 +210,31 @@ function Srv:run()
 end
 
 --- notify_all(method, ...): a notification to every connected peer;
--- returns how many it went to.
+-- returns how many it went to, and how many peers were skipped because
+-- their send queue was full (each counted in peer.skipped; the first skip
+-- since the queue last had room emits "queue_full" with the peer).
 function Srv:notify_all(method, ...)
   local l = listener_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
   local text = codec.notification(l.handler_link:prefix_for(method),
     codec.params_from_args(l.json, l.null, ...))
-  local n = 0
-  for link in pairs(l.peers) do
-    if link.state == "open" and link.conn:send(text) then n = n + 1 end
+  local n, skipped = 0, 0
+  for link, peer in pairs(l.peers) do
+    if link.state == "open" then
+      local ok, _, kind = link.conn:send(text)
+      if ok then
+        n = n + 1
+      elseif kind == "full" then
+        skipped = skipped + 1
+        link.skipped = link.skipped + 1
+        if not link.skipping then
+          link.skipping = true
+          l:emit("queue_full", peer)
+        end
+      end
+    end
   end
-  return n
+  return n, skipped
 end
 
 --- peers(): the connected peers, in no particular order.
@@ -258,10 +275,11 @@ function Srv:expose(tbl, prefix)
   return self
 end
 
-local EVENTS = { connect = true, disconnect = true, error = true }
+local EVENTS = { connect = true, disconnect = true, error = true, queue_full = true }
 
 --- on(event, fn): "connect" fn(peer), "disconnect" fn(peer, code, reason),
--- "error" fn(err). connect/disconnect listeners run as tasks.
+-- "error" fn(err), "queue_full" fn(peer) (notify_all skipped the peer).
+-- connect/disconnect/queue_full listeners run as tasks.
 function Srv:on(event, fn)
   if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
   if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
@@ -375,6 +393,7 @@ function M.listen(opts)
     json = json, null = json.null or codec.null,
     timeout = options.seconds(opts, "timeout", 2),
     handler_timeout = options.seconds(opts, "handler_timeout", 2),
+    send_queue = options.send_queue(opts, 2),
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},

@@ -22,4 +22,18 @@ function M.positive_integer(opts, key, level)
   return v
 end
 
+--- The send queue's bound, the same for Server() and listen():
+-- max_send_queue (bytes), max_send_messages, send_queue_timeout (seconds
+-- a queue may stay full before the connection is dropped; 0 or false:
+-- never). Returns { bytes, messages, timeout } for conn:queue_limits
+-- (nil where the core's default stays), or nil when none is set.
+function M.send_queue(opts, level)
+  local bytes = M.positive_integer(opts, "max_send_queue", level + 1)
+  local count = M.positive_integer(opts, "max_send_messages", level + 1)
+  local timeout = opts.send_queue_timeout
+  if timeout == false then timeout = 0
+  else timeout = M.seconds(opts, "send_queue_timeout", level + 1) end
+  if bytes or count or timeout then return { bytes, count, timeout } end
+end
+
 return M

@@ -206,6 +206,9 @@ function M.task_waiter(co, main)
   return { false, false, done = false } -- sized for what wake stores
 end
 
+--- Whether coroutine `co` is one of our tasks.
+function M.is_task(co) return tasks[co] ~= nil end
+
 --- The waiter for the running code: its coroutine if it is our task.
 function M.waiter()
   return M.task_waiter(co_running())
