@@ -184,3 +184,133 @@ describe("a bounded send queue", function()
     bad.stop()
   end)
 end)
+
+--- A file of one message per line, for hostile.py --send.
+local function message_file(lines)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(table.concat(lines, "\n"), "\n")
+  f:close()
+  return name
+end
+
+describe("a server reads only as fast as it answers", function()
+  it("runs at most max_concurrent_requests handlers for a peer that pipelines and never reads", function()
+    local srv = jsonrpc.listen { max_concurrent_requests = 8, max_send_queue = 32 * 1024,
+      send_queue_timeout = 2 }
+    local running, most, started = 0, 0, 0
+    local big = ("y"):rep(4096)
+    srv.slow = function()
+      running, started = running + 1, started + 1
+      most = math.max(most, running)
+      jsonrpc.sleep(0.01)
+      running = running - 1
+      return big
+    end
+    srv.add = function(a, b) return a + b end
+    local lines = {}
+    for i = 1, 20000 do lines[i] = ('{"jsonrpc":"2.0","method":"slow","id":%d}'):format(i) end
+    local file = message_file(lines)
+    local bad = hostile(("client %d --rcvbuf 4096 --send %s"):format(srv.port, file))
+    bad.wait_for("STATUS 101")
+    local gone, reports, most_held = nil, {}, 0
+    srv:on("disconnect", function(_, code) gone = code end)
+    srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local function held_now()
+      for _, p in ipairs(srv:peers()) do
+        local held = rawget(p, LINK).held
+        if held then most_held = math.max(most_held, held.last - held.first + 1) end
+      end
+      return started >= 200
+    end
+    eventually(held_now, 20, "the hostile peer's requests")
+    -- another client is served meanwhile
+    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+    good:ws_connect()
+    assert.equal(5, good.add(2, 3))
+    eventually(function() held_now() return gone ~= nil end, 20, "the hostile peer's close")
+    assert.equal(1008, gone) -- its replies filled the queue: dropped
+    assert.matches("send queue full", reports[1], 1, true)
+    -- what was read before reading stopped: about one read (64 KB) of requests
+    assert.is_true(most_held < 3000, "requests held: " .. most_held)
+    assert.is_true(most <= 8, "handlers at once: " .. most)
+    assert.is_true(started < 20000, "every request was read: nothing held the peer back")
+    assert.equal(5, good.add(2, 3))
+    good:close()
+    srv:close()
+    bad.stop()
+    os.remove(file)
+  end)
+
+  it("answers a batch longer than max_batch with one -32600", function()
+    local srv = jsonrpc.listen { max_batch = 10 }
+    local calls = 0
+    srv.add = function(a, b) calls = calls + 1 return a + b end
+    local function batch(n)
+      local list = {}
+      for i = 1, n do list[i] = ('{"jsonrpc":"2.0","method":"add","params":[%d,1],"id":%d}'):format(i, i) end
+      return "[" .. table.concat(list, ",") .. "]"
+    end
+    local reports = {}
+    srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local file = message_file { batch(11), batch(10) }
+    local h = hostile(("client %d --read --send %s"):format(srv.port, file))
+    local first = h.wait_for("RECV ([^\n]*)\n")
+    assert.same({ jsonrpc = "2.0", id = helper.decode("null"),
+      error = { code = -32600, message = "Invalid Request" } }, helper.decode(first))
+    local second = h.wait_for("RECV [^\n]*\nRECV ([^\n]*)\n")
+    assert.equal(10, #helper.decode(second))
+    assert.equal(10, calls)
+    assert.matches("longer than max_batch (10)", reports[1], 1, true)
+    srv:close()
+    h.stop()
+    os.remove(file)
+  end)
+
+  it("works through a long batch in turns: another peer's call is answered meanwhile", function()
+    local srv = jsonrpc.listen {}
+    local handled, handled_when_answered = 0, nil
+    srv.work = function(i) handled = handled + 1 return i end
+    srv.add = function(a, b) return a + b end
+    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+    good:ws_connect()
+    local list = {}
+    for i = 1, 1000 do list[i] = ('{"jsonrpc":"2.0","method":"work","params":[%d],"id":%d}'):format(i, i) end
+    local file = message_file { "[" .. table.concat(list, ",") .. "]" }
+    jsonrpc.run(function()
+      local h = hostile(("client %d --read --send %s"):format(srv.port, file))
+      while handled == 0 do jsonrpc.sleep(0.001) end
+      assert.equal(5, good.add(2, 3))
+      handled_when_answered = handled
+      local answer = helper.decode(h.wait_for("RECV ([^\n]*)\n"))
+      assert.equal(1000, #answer)
+      assert.equal(1000, answer[1000].result)
+      h.stop()
+    end)
+    assert.is_true(handled_when_answered < 1000,
+      "the other peer waited for the whole batch")
+    good:close()
+    srv:close()
+    os.remove(file)
+  end)
+
+  it("refuses connections past max_connections with 503, and takes new ones when some leave", function()
+    local srv = jsonrpc.listen { max_connections = 2 }
+    srv.add = function(a, b) return a + b end
+    local url = ("ws://127.0.0.1:%d/"):format(srv.port)
+    local a, b, c = jsonrpc.Server(url), jsonrpc.Server(url), jsonrpc.Server(url)
+    a:ws_connect()
+    b:ws_connect()
+    local ok, err = pcall(c.ws_connect, c)
+    assert.is_false(ok)
+    assert.equal(503, err.status)
+    assert.equal(3, a.add(1, 2))
+    a:close()
+    eventually(function() return srv.count == 1 end)
+    c:ws_connect()
+    assert.equal(3, c.add(1, 2))
+    b:close()
+    c:close()
+    srv:close()
+  end)
+end)

@@ -485,6 +485,8 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 	lws_set_opaque_user_data(wsi, NULL);
 	c->wsi = NULL;
 	lws_sul_cancel(&c->stall);
+	if (c->listener)
+		jr_server_session_ended(c->listener);
 	jr_note_unsent(c);
 	jr_free_out(c);
 	if (!c->ud_alive) { /* the Lua state is closing */

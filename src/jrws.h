@@ -118,6 +118,7 @@ void jr_conn_push_new(lua_State *L, jr_conn *c);
 int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len);
 int jr_server_push_accept(lua_State *L, jr_event *e);
+void jr_server_session_ended(void *listener);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
 

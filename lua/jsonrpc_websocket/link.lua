@@ -764,6 +764,8 @@ function Link.new(url, opts)
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
     send_queue = options.send_queue(opts, 3),
+    max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
+    max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
   }, Link)
 end

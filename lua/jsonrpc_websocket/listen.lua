@@ -23,6 +23,9 @@ local waiter, wait, wake, timer, cancel =
 local M = {}
 
 local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
+-- Limits per peer (README "Limits"): handlers running at once, batch length.
+local DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_BATCH = 64, 1000
+local DEFAULT_MAX_CONNECTIONS = 10000 -- sessions at once; more get HTTP 503
 local LISTENER = {}  -- private key: a srv's listener state
 -- Port -> core listener, for our listeners that hold a port: open ones,
 -- and closed ones libwebsockets has not let go of yet (see src/server.c).
@@ -125,6 +128,7 @@ function Listener:accept(conn, address)
     connect_opts = self.connect_opts, state = "open", conn = conn,
     handlers = self.handlers, listeners = self.listeners,
     handler_timeout = self.handler_timeout, listener = self, skipped = 0,
+    max_concurrent = self.max_concurrent, max_batch = self.max_batch,
   }, PeerLink)
   core.adopt(conn, link)
   if link.fast then conn:core_json(true) end
@@ -345,6 +349,9 @@ local function check_options(opts)
     error("option 'path' must be a string starting with '/'", 3)
   end
   options.positive_integer(opts, "max_message_size", 3)
+  options.positive_integer(opts, "max_concurrent_requests", 3)
+  options.positive_integer(opts, "max_batch", 3)
+  options.positive_integer(opts, "max_connections", 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
@@ -366,6 +373,7 @@ local function bind(l, host, protocols, opts)
     local ud, why = core.listen(l, {
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
+      max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
       keepalive = opts.keepalive, tls = opts.tls,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
@@ -394,6 +402,8 @@ function M.listen(opts)
     timeout = options.seconds(opts, "timeout", 2),
     handler_timeout = options.seconds(opts, "handler_timeout", 2),
     send_queue = options.send_queue(opts, 2),
+    max_concurrent = opts.max_concurrent_requests or DEFAULT_MAX_CONCURRENT,
+    max_batch = opts.max_batch or DEFAULT_MAX_BATCH,
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},
