@@ -314,3 +314,112 @@ describe("a server reads only as fast as it answers", function()
     srv:close()
   end)
 end)
+
+describe("lies and oddities", function()
+  it("refuses a frame whose header declares more than max_message_size with 1009 at once", function()
+    local srv = jsonrpc.listen { max_message_size = 1024 * 1024 }
+    srv.add = function(a, b) return a + b end
+    local t0 = jsonrpc.now()
+    local liar = hostile(("liar %d %d"):format(srv.port, 1024 * 1024 * 1024))
+    assert.equal("1009", liar.wait_for("CLOSE (%d+)", 10))
+    assert.is_true(jsonrpc.now() - t0 < 8, "not at once") -- keepalive would take 61 s
+    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+    good:ws_connect()
+    assert.equal(3, good.add(1, 2))
+    good:close()
+    srv:close()
+    liar.stop()
+  end)
+
+  it("answers a request whose id is an object, an array or a boolean with -32600", function()
+    local srv = jsonrpc.listen {}
+    local calls = 0
+    srv.add = function(a, b) calls = calls + 1 return a + b end
+    local reports = {}
+    srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local file = message_file {
+      '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":{"a":1}}',
+      '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":[1]}',
+      '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":true}',
+      '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":"ok"}',
+    }
+    local h = hostile(("client %d --read --send %s"):format(srv.port, file))
+    h.wait_for("RECV[^\n]*\nRECV[^\n]*\nRECV[^\n]*\nRECV[^\n]*\n")
+    local answers = {}
+    for text in h.text():gmatch("RECV ([^\n]*)") do answers[#answers + 1] = helper.decode(text) end
+    for i = 1, 3 do
+      assert.equal(-32600, answers[i].error.code)
+      assert.equal(helper.decode("null"), answers[i].id)
+    end
+    assert.same({ jsonrpc = "2.0", id = "ok", result = 3 }, answers[4])
+    assert.equal(1, calls)
+    assert.matches("id is neither a string, a number nor null", reports[1], 1, true)
+    srv:close()
+    h.stop()
+    os.remove(file)
+  end)
+
+  it("settles a caller whose answer is too deep to decode, by its id", function()
+    local s = jsonrpc.Server(helper.peer().url())
+    local reports = {}
+    s:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    s:ws_connect()
+    local id = tonumber(s.raw_request():match('"id":(%d+)')) + 1 -- the next call's
+    local deep = ('{"jsonrpc":"2.0","result":%s%s,"id":%d}')
+      :format(("["):rep(100000), ("]"):rep(100000), id)
+    local ok, err = pcall(s.send_raw_then_answer, deep, 7) -- no timeout: it would wait forever
+    assert.is_false(ok)
+    assert.equal(-32700, err.code)
+    assert.equal(3, s.add(1, 2))
+    s:close()
+  end)
+
+  it("reports an unknown string id \"1\" apart from the number 1", function()
+    local s = jsonrpc.Server(helper.peer().url())
+    local reports = {}
+    s:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    s:ws_connect()
+    s.send_raw('{"jsonrpc":"2.0","id":"987654","result":1}')
+    s.send_raw('{"jsonrpc":"2.0","id":987654,"result":1}')
+    eventually(function() return #reports == 2 end)
+    assert.matches('unknown id "987654"', reports[1], 1, true)
+    assert.matches("unknown id 987654$", reports[2])
+    s:close()
+  end)
+end)
+
+describe("tls.verify_client", function()
+  it("requires a client certificate the listener's ca_file vouches for", function()
+    local certs = helper.certs()
+    local srv = jsonrpc.listen { tls = { cert_file = certs.server_cert, key_file = certs.server_key,
+      ca_file = certs.ca, verify_client = true } }
+    srv.add = function(a, b) return a + b end
+    local url = ("wss://127.0.0.1:%d/"):format(srv.port)
+    local with = jsonrpc.Server(url, { tls = { ca_file = certs.ca,
+      cert_file = certs.client_cert, key_file = certs.client_key } })
+    with:ws_connect()
+    assert.equal(3, with.add(1, 2))
+    local without = jsonrpc.Server(url, { tls = { ca_file = certs.ca } })
+    local ok, err = pcall(without.ws_connect, without)
+    assert.is_false(ok)
+    assert.is_true(jsonrpc.TransportError.is(err), tostring(err))
+    local stranger = jsonrpc.Server(url, { tls = { ca_file = certs.ca,
+      cert_file = certs.self_cert, key_file = certs.self_key } })
+    ok = pcall(stranger.ws_connect, stranger)
+    assert.is_false(ok)
+    assert.equal(3, with.add(1, 2))
+    with:close()
+    srv:close()
+  end)
+
+  it("is checked: a boolean, and only with ca_file", function()
+    local certs = helper.certs()
+    assert.error_matches(function()
+      jsonrpc.listen { tls = { cert_file = certs.server_cert, key_file = certs.server_key, verify_client = true } }
+    end, "needs 'tls.ca_file'")
+    assert.error_matches(function()
+      jsonrpc.listen { tls = { cert_file = certs.server_cert, key_file = certs.server_key,
+        ca_file = certs.ca, verify_client = "yes" } }
+    end, "must be a boolean")
+  end)
+end)

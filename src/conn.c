@@ -220,7 +220,10 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 		c->rx_len = 0;
 		c->rx_binary = binary;
 	}
-	if (len > c->max_message - c->rx_len) {
+	/* what the frame's header declares counts at once: a peer that
+	 * announces a gigabyte is refused before it sends one */
+	if (len > c->max_message - c->rx_len ||
+	    remaining > c->max_message - c->rx_len - len) {
 		free(c->rx);
 		c->rx = NULL;
 		c->rx_cap = c->rx_len = 0;
@@ -554,6 +557,12 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	jr_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 
+	/* a listener's check of a client certificate (tls.verify_client),
+	 * asked of the context's first protocol, whichever that is: 0
+	 * accepts, so OpenSSL's verdict (len) must be passed on, or any
+	 * certificate would do */
+	if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION)
+		return !len;
 	if (!c)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {

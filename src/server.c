@@ -438,6 +438,15 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
 		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
 			luaL_error(L, "listen: tls needs cert_file and key_file");
+		/* verify_client: a client without a certificate that ca_file
+		 * vouches for fails the TLS handshake */
+		lua_getfield(L, t, "verify_client");
+		if (lua_toboolean(L, -1)) {
+			if (!vi->ssl_ca_filepath)
+				luaL_error(L, "listen: tls.verify_client needs tls.ca_file");
+			vi->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		}
+		lua_pop(L, 1);
 		vi->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	lua_pop(L, 1); /* the strings stay alive in opts.tls until create */
@@ -468,15 +477,17 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
-	keepalive = luaL_optinteger(L, -1, 0);
+	keepalive = luaL_optinteger(L, -1, -1);
 	lua_pop(L, 1);
 	if (keepalive > 0) {
 		if (keepalive > 30000)
 			keepalive = 30000;
 		s->retry.secs_since_valid_ping = (uint16_t)keepalive;
 		s->retry.secs_since_valid_hangup = (uint16_t)(2 * keepalive + 1);
-		vi->retry_and_idle_policy = &s->retry;
 	}
+	/* 0: no pings, no hangup (all zero); not given: lws's 300/310 s */
+	if (keepalive >= 0)
+		vi->retry_and_idle_policy = &s->retry;
 	jr_fill_tls(L, vi, opts);
 }
 

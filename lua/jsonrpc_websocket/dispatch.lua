@@ -281,12 +281,33 @@ local function message(ep, msg, text, batch)
     "received an object that is neither request nor response: " .. text:sub(1, 60))
 end
 
+-- A response the codec could not decode (too deep, not JSON) whose id can
+-- still be read: its caller fails with `err` rather than wait forever.
+-- Returns true when it settled one.
+local function settle_undecodable(ep, text, err)
+  if not ep.waits_for then return false end
+  local raw = json_member(text, "id")
+  if not raw or not (json_member(text, "result") or json_member(text, "error")) then
+    return false
+  end
+  local id
+  if raw:sub(1, 1) == '"' then id = ep.decode(raw)
+  else id = math.tointeger(tonumber(raw)) or tonumber(raw) end
+  if id == nil or not ep:waits_for(id) then return false end
+  ep:resolve(id, false, err)
+  return true
+end
+
+-- The decoded message, or nil (reported; `settled` true when it was a
+-- response whose caller has its error now, see settle_undecodable).
 local function decode(ep, text)
   local msg, err = ep.decode(text)
   if msg ~= nil then return msg end
   if err == nil then return ep.null end -- the text was null
-  ep:report(ProtocolError(-32700, "received a message that is not JSON: "
-    .. tostring(err):sub(1, 200)))
+  local problem = ProtocolError(-32700, "received a message that is not JSON: "
+    .. tostring(err):sub(1, 200))
+  ep:report(problem)
+  return nil, settle_undecodable(ep, text, problem)
 end
 
 -- Works through a batch's elements from batch.next on; with a limit on
@@ -306,8 +327,10 @@ local function continue_batch(ep, batch)
     if settle_fast and settle_fast(ep, el) then
       batch.left = batch.left - 1 -- a response: nothing to answer
     else
-      local msg = decode(ep, el)
-      if msg == nil then
+      local msg, settled = decode(ep, el)
+      if settled then
+        batch.left = batch.left - 1 -- a response: nothing to answer
+      elseif msg == nil then
         deliver(ep, batch, PARSE_ERROR)
       else
         message(ep, msg, el, batch)
@@ -337,7 +360,8 @@ local OPEN_BRACE = ("{"):byte()
 local function incoming(ep, text)
   local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
   if first == "[" then return batch_of(ep, text) end
-  local msg = decode(ep, text)
+  local msg, settled = decode(ep, text)
+  if settled then return end
   if msg == nil then return ep:send(PARSE_ERROR) end
   if first == "{" then return message(ep, msg, text) end
   ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "

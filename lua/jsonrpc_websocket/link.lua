@@ -113,8 +113,9 @@ function Link:settle(response)
       self.expired[id] = nil -- the late answer of a timed-out call
       return
     end
+    local shown = type(id) == "string" and ('"' .. id .. '"') or tostring(whole(id))
     return self:report(ProtocolError(nil,
-      "received a response with unknown id " .. tostring(whole(id)), nil, response))
+      "received a response with unknown id " .. shown, nil, response))
   end
   local err = response.error
   if err ~= nil and err ~= self.null then
@@ -745,6 +746,8 @@ end
 
 
 local DEFAULT_CONNECT_TIMEOUT = 10
+-- A client's send queue holds 10,000 pipelined calls of a few hundred bytes.
+local DEFAULT_SEND_QUEUE = 4 * 1024 * 1024
 
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
@@ -763,7 +766,7 @@ function Link.new(url, opts)
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
-    send_queue = options.send_queue(opts, 3),
+    send_queue = options.send_queue(opts, 3, DEFAULT_SEND_QUEUE),
     max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
     max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },

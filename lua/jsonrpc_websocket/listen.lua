@@ -26,6 +26,7 @@ local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
 -- Limits per peer (README "Limits"): handlers running at once, batch length.
 local DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_BATCH = 64, 1000
 local DEFAULT_MAX_CONNECTIONS = 10000 -- sessions at once; more get HTTP 503
+local DEFAULT_SEND_QUEUE = 1024 * 1024 -- bytes per peer
 local LISTENER = {}  -- private key: a srv's listener state
 -- Port -> core listener, for our listeners that hold a port: open ones,
 -- and closed ones libwebsockets has not let go of yet (see src/server.c).
@@ -356,14 +357,29 @@ local function check_options(opts)
     error("option 'authorize' must be a function", 3)
   end
   local ka = opts.keepalive
-  if ka ~= nil and (math.type(ka) ~= "integer" or ka < 1) then
-    error("option 'keepalive' must be a positive integer (seconds)", 3)
+  if ka ~= nil and ka ~= false and (math.type(ka) ~= "integer" or ka < 1) then
+    error("option 'keepalive' must be a positive integer (seconds) or false", 3)
   end
   local tls = opts.tls
   if tls ~= nil and (type(tls) ~= "table" or type(tls.cert_file) ~= "string"
       or type(tls.key_file) ~= "string") then
     error("option 'tls' must be { cert_file = ..., key_file = ... [, ca_file = ...] }", 3)
   end
+  if tls and tls.verify_client ~= nil then
+    if type(tls.verify_client) ~= "boolean" then
+      error("option 'tls.verify_client' must be a boolean", 3)
+    end
+    if tls.verify_client and type(tls.ca_file) ~= "string" then
+      error("option 'tls.verify_client' needs 'tls.ca_file' (the CA that signs client certificates)", 3)
+    end
+  end
+end
+
+-- The listener's keepalive in seconds: default 30, false turns it off (0).
+local DEFAULT_KEEPALIVE = 30
+local function keepalive_seconds(ka)
+  if ka == nil then return DEFAULT_KEEPALIVE end
+  return ka or 0
 end
 
 -- The core listener for l. A free port (port 0) is the kernel's choice,
@@ -374,7 +390,7 @@ local function bind(l, host, protocols, opts)
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
       max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
-      keepalive = opts.keepalive, tls = opts.tls,
+      keepalive = keepalive_seconds(opts.keepalive), tls = opts.tls,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
     if not ud or not port_taken(ud:port()) then return ud, why end
@@ -401,7 +417,7 @@ function M.listen(opts)
     json = json, null = json.null or codec.null,
     timeout = options.seconds(opts, "timeout", 2),
     handler_timeout = options.seconds(opts, "handler_timeout", 2),
-    send_queue = options.send_queue(opts, 2),
+    send_queue = options.send_queue(opts, 2, DEFAULT_SEND_QUEUE),
     max_concurrent = opts.max_concurrent_requests or DEFAULT_MAX_CONCURRENT,
     max_batch = opts.max_batch or DEFAULT_MAX_BATCH,
     connect_opts = { max_message_size = opts.max_message_size },

@@ -26,14 +26,15 @@ end
 -- max_send_queue (bytes), max_send_messages, send_queue_timeout (seconds
 -- a queue may stay full before the connection is dropped; 0 or false:
 -- never). Returns { bytes, messages, timeout } for conn:queue_limits
--- (nil where the core's default stays), or nil when none is set.
-function M.send_queue(opts, level)
-  local bytes = M.positive_integer(opts, "max_send_queue", level + 1)
+-- (nil where the core's default stays: 16,384 messages, 30 s); bytes
+-- default to `default_bytes`.
+function M.send_queue(opts, level, default_bytes)
+  local bytes = M.positive_integer(opts, "max_send_queue", level + 1) or default_bytes
   local count = M.positive_integer(opts, "max_send_messages", level + 1)
   local timeout = opts.send_queue_timeout
   if timeout == false then timeout = 0
   else timeout = M.seconds(opts, "send_queue_timeout", level + 1) end
-  if bytes or count or timeout then return { bytes, count, timeout } end
+  return { bytes, count, timeout }
 end
 
 return M
