@@ -54,44 +54,8 @@ end)
 -- Hostile peers (spec/hostile.py), run in the background while our loop
 -- serves: their output goes to a file we poll.
 ---------------------------------------------------------------------------
-local PYTHON = "/usr/bin/python3"
 local LINK = require("jsonrpc_websocket.client").LINK
-
-local function my_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
-  f:close()
-  return pid
-end
-
-local function hostile(args)
-  local out = os.tmpname()
-  assert(os.execute(("%s spec/hostile.py %s --watch %s > %s 2>&1 &")
-    :format(PYTHON, args, my_pid(), out)))
-  local h = {}
-  function h.text()
-    local f = io.open(out)
-    local text = f and f:read("a") or ""
-    if f then f:close() end
-    return text
-  end
-  --- Serves our loop until the output matches `pattern`; returns the capture.
-  function h.wait_for(pattern, timeout)
-    local deadline = jsonrpc.now() + (timeout or 10)
-    repeat
-      local found = h.text():match(pattern)
-      if found then return found end
-      jsonrpc.sleep(0.02)
-    until jsonrpc.now() > deadline
-    error(("hostile.py %s: no %q in:\n%s"):format(args, pattern, h.text():sub(1, 400)))
-  end
-  function h.stop()
-    local pid = h.text():match("PID (%d+)")
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-    os.remove(out)
-  end
-  return h
-end
+local hostile = require("hostile_helper").hostile
 
 --- Serves the loop until fn() holds (or fails after `timeout` s).
 local function eventually(fn, timeout, what)

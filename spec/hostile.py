@@ -14,8 +14,13 @@ websockets library would not misbehave for us).
         each line of FILE as one masked text frame, all at once (pipelined
         requests, a giant batch...), and prints "SENT <n>". Then, without
         --read, it never reads again; with --read it prints each text
-        frame it receives as "RECV <text>" and a close frame as
+        frame it receives as "RECV <text>" (with --lengths: "RECV_LEN <bytes>")
+        and a close frame as
         "CLOSE <code>", until the connection ends ("END").
+
+    hostile.py clients PORT N [--rcvbuf N]
+        Prints "PID <pid>", opens N websocket connections, prints "OPEN <n>"
+        once all have their 101, and never reads from any of them.
 
     hostile.py liar PORT DECLARED
         Connects, sends a text frame header declaring DECLARED bytes of
@@ -23,7 +28,7 @@ websockets library would not misbehave for us).
         for the close frame it gets and "END" when the connection ends.
 
 Every mode exits when its parent process (or the one --watch PID names)
-goes away, or after 60 s.
+goes away, or after --lifetime seconds (default 60).
 """
 import base64
 import hashlib
@@ -49,7 +54,7 @@ def watch_parent():
     """Exits when the parent (or the process --watch names) is gone."""
     watched = int(option("--watch", "0"))
     parent = os.getppid()
-    deadline = time.time() + LIFETIME
+    deadline = time.time() + float(option("--lifetime", LIFETIME))
     while time.time() < deadline and (
             alive(watched) if watched else os.getppid() == parent):
         time.sleep(0.2)
@@ -77,11 +82,13 @@ def frame(payload, opcode=1, declared=None):
     else:
         head += bytes([0x80 | 127]) + struct.pack("!Q", n)
     key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    n = len(payload)
+    keys = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keys, "big")).to_bytes(n, "big")
     return head + key + masked
 
 
-def connect(port, rcvbuf=None, path="/"):
+def connect(port, rcvbuf=None, path="/", quiet=False):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -98,7 +105,8 @@ def connect(port, rcvbuf=None, path="/"):
             break
         head += chunk
     status = head.split(b" ", 2)[1].decode() if b" " in head else "none"
-    say("STATUS", status)
+    if not quiet:
+        say("STATUS", status)
     return sock
 
 
@@ -132,7 +140,10 @@ def read_frames(sock):
             if opcode in (0, 1, 2):
                 message += payload
                 if b0 & 0x80:
-                    say("RECV", message.decode(errors="replace"))
+                    if "--lengths" in sys.argv:
+                        say("RECV_LEN", len(message))
+                    else:
+                        say("RECV", message.decode(errors="replace"))
                     message = b""
     except (EOFError, ConnectionError):
         pass
@@ -177,6 +188,11 @@ def main():
         return
     say("PID", os.getpid())
     port = int(sys.argv[2])
+    if mode == "clients":
+        held = [connect(port, rcvbuf, quiet=True) for _ in range(int(sys.argv[3]))]
+        say("OPEN", len(held))
+        time.sleep(1e9)  # until watch_parent ends it
+        return
     if mode == "liar":
         sock = connect(port)
         sock.sendall(frame(b'{"jsonrpc":"2.0"', declared=int(sys.argv[3])))
@@ -194,7 +210,7 @@ def main():
     if "--read" in sys.argv:
         read_frames(sock)
         return
-    time.sleep(LIFETIME)
+    time.sleep(1e9)
 
 
 if __name__ == "__main__":

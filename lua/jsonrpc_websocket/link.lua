@@ -199,25 +199,33 @@ event wakes every waiter, each tries again. Waiting is bounded by the
 caller's deadline (nil: none; the queue's own timeout then closes a
 connection whose peer does not read, which wakes the waiters too). ]]
 
-local function room_expired(self, w)
-  local waiters = self.room_waiters
-  for i = 1, #waiters do
-    if waiters[i] == w then table.remove(waiters, i) break end
+-- Takes waiter w out of `list` (its deadline passed) and wakes it: false.
+local function left_waiting(list, w)
+  for i = 1, #list do
+    if list[i] == w then table.remove(list, i) break end
   end
   wake(w, false)
+end
+
+local function room_expired(self, w) left_waiting(self.room_waiters, w) end
+
+-- Waits in the list self[key] until woken; false when `deadline` (nil:
+-- none) passed first, then `expired(self, w)` took it out of the list.
+local function wait_listed(self, key, expired, deadline)
+  local w = waiter()
+  local list = self[key]
+  list[#list + 1] = w
+  local t = deadline and timer(deadline - now(), expired, self, w)
+  local ok = wait(w)
+  cancel(t)
+  return ok
 end
 
 --- Waits until the send queue may have room; raises TimeoutError past
 -- `deadline` (`timeout` seconds from the start), TransportError when the
 -- connection goes meanwhile.
 function Link:await_room(method, deadline, timeout)
-  local w = waiter()
-  local waiters = self.room_waiters
-  waiters[#waiters + 1] = w
-  local t = deadline and timer(deadline - now(), room_expired, self, w)
-  local ok = wait(w)
-  cancel(t)
-  if not ok then
+  if not wait_listed(self, "room_waiters", room_expired, deadline) then
     raise(TimeoutError(("send queue full (the peer does not read fast enough), "
       .. "not sent within %g s"):format(timeout)), method)
   end
@@ -404,24 +412,13 @@ function Link:can_go()
     and (not self.max_in_flight or self.in_flight < self.max_in_flight)
 end
 
-local function turn_expired(self, w)
-  for i, x in ipairs(self.turn_waiters) do
-    if x == w then table.remove(self.turn_waiters, i) break end
-  end
-  wake(w, false)
-end
+local function turn_expired(self, w) left_waiting(self.turn_waiters, w) end
 
 function Link:await_turn(method, timeout)
   local deadline = timeout and now() + timeout
   while not self:can_go() do
     if self.state ~= "open" and not self.reconnecting then not_open(self, method) end
-    local w = waiter()
-    local waiters = self.turn_waiters
-    waiters[#waiters + 1] = w
-    local t = deadline and timer(deadline - now(), turn_expired, self, w)
-    local ok = wait(w)
-    cancel(t)
-    if not ok then
+    if not wait_listed(self, "turn_waiters", turn_expired, deadline) then
       if self.state == "open" then
         raise(TimeoutError(("no free slot within %g s (max_in_flight = %d)")
           :format(timeout, self.max_in_flight)), method)
