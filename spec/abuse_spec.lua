@@ -211,6 +211,37 @@ describe("a server reads only as fast as it answers", function()
     os.remove(file)
   end)
 
+  it("stops reading from a peer that sends junk and never reads its error answers", function()
+    local srv = jsonrpc.listen { max_send_queue = 4096, send_queue_timeout = 2 }
+    srv.add = function(a, b) return a + b end
+    srv:on("error", function() end) -- its reports: not on stderr
+    local lines, id = {}, ("i"):rep(1000)
+    for i = 1, 20000 do -- each answered -32601 with its 1 KB id, as it is read
+      lines[i] = ('{"jsonrpc":"2.0","method":"nope","id":"%s%d"}'):format(id, i)
+    end
+    local file = message_file(lines)
+    local bad = hostile(("client %d --rcvbuf 4096 --send %s"):format(srv.port, file))
+    bad.wait_for("STATUS 101")
+    local gone, most_waiting = nil, 0
+    srv:on("disconnect", function(_, code) gone = code end)
+    eventually(function()
+      for _, p in ipairs(srv:peers()) do
+        most_waiting = math.max(most_waiting, rawget(p, LINK).replies_waiting or 0)
+      end
+      return gone ~= nil
+    end, 20, "the junk peer's close")
+    assert.equal(1008, gone)
+    -- about one read's worth (64 KB: 64 requests) waits, not all of them
+    assert.is_true(most_waiting > 0 and most_waiting < 1000, "replies waiting: " .. most_waiting)
+    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+    good:ws_connect()
+    assert.equal(3, good.add(1, 2))
+    good:close()
+    srv:close()
+    bad.stop()
+    os.remove(file)
+  end)
+
   it("answers a batch longer than max_batch with one -32600", function()
     local srv = jsonrpc.listen { max_batch = 10 }
     local calls = 0

@@ -91,6 +91,12 @@ batch never keeps the loop from the other peers. ]]
 
 local resume_held
 
+-- Reading goes on, unless replies wait for room (see Link:send).
+local function read_again(ep)
+  ep.paused = false
+  if ep.conn and (ep.replies_waiting or 0) == 0 then ep.conn:reading(true) end
+end
+
 local function slot_taken(ep)
   local active = (ep.active or 0) + 1
   ep.active = active
@@ -105,8 +111,7 @@ local function slot_freed(ep)
   if ep.batch_job or ep.held then
     if not ep.resume_timer then ep.resume_timer = sched.timer(0, resume_held, ep) end
   elseif ep.paused and ep.active < ep.max_concurrent then
-    ep.paused = false
-    if ep.conn then ep.conn:reading(true) end
+    read_again(ep)
   end
 end
 
@@ -400,8 +405,7 @@ function resume_held(ep)
     end
   end
   if ep.paused and not (ep.batch_job or ep.held) and ep.active < max then
-    ep.paused = false
-    ep.conn:reading(true)
+    read_again(ep)
   end
 end
 

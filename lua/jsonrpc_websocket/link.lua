@@ -675,7 +675,10 @@ end
 
 --- Sends a reply; false when the connection is gone (the reply is lost).
 -- While the send queue is full, a task waits for room (the queue's own
--- timeout bounds that); other code hands the reply to a task that does.
+-- timeout bounds that); other code (an error answered as a message is
+-- read) hands the reply to a task that does, and reading from the peer
+-- stops until those replies are queued: a peer that sends junk and never
+-- reads cannot make us hold its answers without bound.
 function Link:send(text)
   local conn = self.conn
   if conn == nil or self.state ~= "open" then return false end
@@ -683,6 +686,8 @@ function Link:send(text)
   if ok or kind ~= "full" then return ok end
   local co, main = co_running()
   if main or not sched.is_task(co) then
+    self.replies_waiting = (self.replies_waiting or 0) + 1
+    conn:reading(false)
     sched.spawn_kind("service", Link.send_later, self, text, why, kind)
     return true
   end
@@ -692,6 +697,11 @@ end
 -- Link:send's task for a reply that waits for room.
 function Link:send_later(text, why, kind)
   pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
+  self.replies_waiting = self.replies_waiting - 1
+  -- dispatch's own pause (self.paused, max_concurrent) lifts it there
+  if self.replies_waiting == 0 and not self.paused and self.conn then
+    self.conn:reading(true)
+  end
 end
 
 --- Something went wrong with nobody to raise into: the "error" listeners
