@@ -71,6 +71,21 @@ local function eventually(fn, timeout, what)
   end
 end
 
+--- Another client is served by srv as if nothing happened.
+local function assert_served(srv)
+  local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+  good:ws_connect()
+  assert.equal(3, good.add(1, 2))
+  good:close()
+end
+
+--- The reports (as strings) that reach obj's "error" listeners from now on.
+local function reports_of(obj)
+  local list = {}
+  obj:on("error", function(e) list[#list + 1] = tostring(e) end)
+  return list
+end
+
 local function conn_of(peer_or_server) return rawget(peer_or_server, LINK).conn end
 
 describe("a bounded send queue", function()
@@ -119,8 +134,7 @@ describe("a bounded send queue", function()
     local bad = helper.start_peer("server --rcvbuf 4096", "spec/hostile.py")
     local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(bad.port),
       { max_send_queue = 64 * KB, timeout = 0.5, send_queue_timeout = 3 })
-    local reports = {}
-    c:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local reports = reports_of(c)
     c:ws_connect()
     local err
     local sent = 0
@@ -233,10 +247,7 @@ describe("a server reads only as fast as it answers", function()
     assert.equal(1008, gone)
     -- about one read's worth (64 KB: 64 requests) waits, not all of them
     assert.is_true(most_waiting > 0 and most_waiting < 1000, "replies waiting: " .. most_waiting)
-    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
-    good:ws_connect()
-    assert.equal(3, good.add(1, 2))
-    good:close()
+    assert_served(srv)
     srv:close()
     bad.stop()
     os.remove(file)
@@ -251,8 +262,7 @@ describe("a server reads only as fast as it answers", function()
       for i = 1, n do list[i] = ('{"jsonrpc":"2.0","method":"add","params":[%d,1],"id":%d}'):format(i, i) end
       return "[" .. table.concat(list, ",") .. "]"
     end
-    local reports = {}
-    srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local reports = reports_of(srv)
     local file = message_file { batch(11), batch(10) }
     local h = hostile(("client %d --read --send %s"):format(srv.port, file))
     local first = h.wait_for("RECV ([^\n]*)\n")
@@ -323,10 +333,7 @@ describe("lies and oddities", function()
     local liar = hostile(("liar %d %d"):format(srv.port, 1024 * 1024 * 1024))
     assert.equal("1009", liar.wait_for("CLOSE (%d+)", 10))
     assert.is_true(jsonrpc.now() - t0 < 8, "not at once") -- keepalive would take 61 s
-    local good = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
-    good:ws_connect()
-    assert.equal(3, good.add(1, 2))
-    good:close()
+    assert_served(srv)
     srv:close()
     liar.stop()
   end)
@@ -335,8 +342,7 @@ describe("lies and oddities", function()
     local srv = jsonrpc.listen {}
     local calls = 0
     srv.add = function(a, b) calls = calls + 1 return a + b end
-    local reports = {}
-    srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local reports = reports_of(srv)
     local file = message_file {
       '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":{"a":1}}',
       '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":[1]}',
@@ -361,8 +367,7 @@ describe("lies and oddities", function()
 
   it("settles a caller whose answer is too deep to decode, by its id", function()
     local s = jsonrpc.Server(helper.peer().url())
-    local reports = {}
-    s:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    reports_of(s) -- not on stderr
     s:ws_connect()
     local id = tonumber(s.raw_request():match('"id":(%d+)')) + 1 -- the next call's
     local deep = ('{"jsonrpc":"2.0","result":%s%s,"id":%d}')
@@ -376,8 +381,7 @@ describe("lies and oddities", function()
 
   it("reports an unknown string id \"1\" apart from the number 1", function()
     local s = jsonrpc.Server(helper.peer().url())
-    local reports = {}
-    s:on("error", function(e) reports[#reports + 1] = tostring(e) end)
+    local reports = reports_of(s)
     s:ws_connect()
     s.send_raw('{"jsonrpc":"2.0","id":"987654","result":1}')
     s.send_raw('{"jsonrpc":"2.0","id":987654,"result":1}')
@@ -421,5 +425,33 @@ describe("tls.verify_client", function()
       jsonrpc.listen { tls = { cert_file = certs.server_cert, key_file = certs.server_key,
         ca_file = certs.ca, verify_client = "yes" } }
     end, "must be a boolean")
+  end)
+end)
+
+describe("limit options", function()
+  it("are checked like the others, on both sides", function()
+    local url = "ws://127.0.0.1:1/"
+    for _, bad in ipairs {
+      { max_send_queue = 0 }, { max_send_messages = 1.5 }, { send_queue_timeout = -1 },
+      { send_queue_timeout = "30" }, { max_concurrent_requests = 0 }, { max_batch = "10" },
+    } do
+      local key = next(bad)
+      assert.error_matches(function() jsonrpc.Server(url, bad) end, "option '" .. key .. "'")
+      assert.error_matches(function() jsonrpc.listen(bad) end, "option '" .. key .. "'")
+    end
+    assert.error_matches(function() jsonrpc.listen { max_connections = -5 } end,
+      "option 'max_connections' must be a positive integer")
+    assert.error_matches(function() jsonrpc.listen { keepalive = 0 } end,
+      "option 'keepalive' must be a positive integer %(seconds%) or false")
+    local srv = jsonrpc.listen { keepalive = false, send_queue_timeout = false, max_batch = 5 }
+    srv.add = function(a, b) return a + b end
+    local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port),
+      { send_queue_timeout = false, max_send_queue = 1 }) -- an empty queue takes any one message
+    c:ws_connect()
+    assert.equal(3, c.add(1, 2))
+    local results = c:batch(function(b) for i = 1, 5 do b.add(i, 1) end end)
+    assert.equal(6, results[5].result)
+    c:close()
+    srv:close()
   end)
 end)

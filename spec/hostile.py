@@ -14,9 +14,9 @@ websockets library would not misbehave for us).
         each line of FILE as one masked text frame, all at once (pipelined
         requests, a giant batch...), and prints "SENT <n>". Then, without
         --read, it never reads again; with --read it prints each text
-        frame it receives as "RECV <text>" (with --lengths: "RECV_LEN <bytes>")
-        and a close frame as
-        "CLOSE <code>", until the connection ends ("END").
+        frame it receives as "RECV <text>" (with --lengths: "RECV_LEN
+        <bytes>") and a close frame as "CLOSE <code>", until the
+        connection ends ("END").
 
     hostile.py clients PORT N [--rcvbuf N]
         Prints "PID <pid>", opens N websocket connections, prints "OPEN <n>"
