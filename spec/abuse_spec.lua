@@ -33,6 +33,31 @@ describe("cancelled timers", function()
     srv:close()
   end)
 
+  it("of a closed connection's calls go with it: connect/close cycles hold nothing", function()
+    local srv = jsonrpc.listen { handler_timeout = 600 }
+    srv.add = function(a, b) return a + b end
+    local url = ("ws://127.0.0.1:%d/"):format(srv.port)
+    local live = sched.timer(500, function() end)
+    local function cycles(n)
+      for _ = 1, n do
+        local c = jsonrpc.Server(url, { timeout = 600 })
+        c:ws_connect()
+        assert.equal(3, c.add(1, 2))
+        c:close()
+      end
+      while srv.count > 0 do jsonrpc.sleep(0.01) end
+    end
+    cycles(20)
+    local timers, before = sched.timer_count(), lua_heap_kb()
+    cycles(100)
+    local after = lua_heap_kb()
+    assert.equal(timers, sched.timer_count())
+    -- the 600 s deadline timer used to keep each closed link: ~6 KB a cycle
+    assert.is_true(after - before < 150, ("Lua heap grew %.0f KB"):format(after - before))
+    sched.cancel(live)
+    srv:close()
+  end)
+
   it("keep their order when taken from the middle of the heap", function()
     local fired, timers = {}, {}
     for i = 1, 40 do

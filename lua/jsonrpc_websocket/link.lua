@@ -151,6 +151,10 @@ function Link:fail_pending(cause, unsent)
     self:resolve(id, false, err)
   end
   self.expired, self.n_expired = {}, 0
+  -- no call is left with a deadline: its timer must not keep the link
+  -- (and what it holds) alive until it runs out
+  cancel(self.deadline_timer)
+  self.deadline_timer, self.deadline_cursor = nil, self.next_id
 end
 
 --- A fresh request id.
