@@ -13,11 +13,14 @@ local function program(code)
   return out
 end
 
+-- The same, attached to luv (`uv` is the luv module).
+local function luv_program(code)
+  return program('local uv = require "luv"\njsonrpc.attach(uv)\n' .. code)
+end
+
 describe("luv", function()
   it("ticks a 10 ms timer while 1,000 calls wait; serves and calls in one program", function()
-    local out = program [[
-      local uv = require "luv"
-      jsonrpc.attach(uv)
+    local out = luv_program [[
       local srv = jsonrpc.listen { port = 0 }
       srv.add = function(a, b) return a + b end
       local ticks = 0
@@ -51,9 +54,7 @@ describe("luv", function()
   end)
 
   it("runs handlers, timeouts, batches, reconnects and keepalive attached", function()
-    local out = program [[
-      local uv = require "luv"
-      jsonrpc.attach(uv)
+    local out = luv_program [[
       coroutine.wrap(function()
         local s = jsonrpc.Server(PEER, { reconnect = { initial = 0.05, max = 0.1 },
           on_error = function() end })
