@@ -62,8 +62,7 @@ describe("server:notifications against aria2c", function()
       gids[i] = s.aria2.addUri({ ("http://127.0.0.1:%d/%d"):format(helper.closed_port(), i) })
     end
     for i = 1, 3 do assert.equal(gids[i], started:next(20)[1].gid) end
-    local deadline = jsonrpc.now() + 20
-    while #errors < 3 and jsonrpc.now() < deadline do jsonrpc.sleep(0.02) end
+    assert.is_true(helper.eventually(function() return #errors == 3 end, 20))
     table.sort(errors)
     table.sort(gids)
     assert.same(gids, errors)

@@ -50,10 +50,7 @@ describe("subscriptions against ganache", function()
       jsonrpc.spawn(function()
         for _ = 1, 3 do s.evm_mine() end
       end)
-      for head in heads do
-        got[#got + 1] = head
-        if #got == 3 then break end
-      end
+      got = helper.take(heads, 3)
     end)
     local last = number(s.eth_blockNumber())
     assert.same({ last - 2, last - 1, last },
@@ -98,9 +95,7 @@ describe("subscriptions against ganache", function()
     s.evm_mine()
     local head = heads:next(20)
     assert.is_true(jsonrpc.TimeoutError.is(select(2, heads:next(0.05))))
-    local deadline = jsonrpc.now() + 20
-    while #handled < 1 and jsonrpc.now() < deadline do jsonrpc.sleep(0.01) end
-    assert.equal(1, #handled)
+    assert.is_true(helper.eventually(function() return #handled == 1 end, 20))
     assert.equal(manual, handled[1].subscription)
     assert.equal(head.hash, handled[1].result.hash)
   end)

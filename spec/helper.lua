@@ -142,6 +142,28 @@ function M.run_lua(code, env, nofile)
   return ok, out, jsonrpc.now() - t0
 end
 
+--- Waits (driving the loop) until pred() holds: true, or false after
+-- `seconds` (default 10).
+function M.eventually(pred, seconds)
+  local jsonrpc = require "jsonrpc_websocket"
+  local deadline = jsonrpc.now() + (seconds or 10)
+  while not pred() do
+    if jsonrpc.now() > deadline then return false end
+    jsonrpc.sleep(0.01)
+  end
+  return true
+end
+
+--- The first `n` values of the iterator `iter` (a stream), in a list.
+function M.take(iter, n)
+  local list = {}
+  for v in iter do
+    list[#list + 1] = v
+    if #list == n then break end
+  end
+  return list
+end
+
 --- Decodes with a private cjson.
 local json = require("cjson").new()
 M.decode = json.decode

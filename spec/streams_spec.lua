@@ -1,18 +1,11 @@
 -- Subscriptions and notification streams between our client and our own
 -- server (jsonrpc.listen offering subscriptions), including reconnects.
 -- Against real Ethereum and aria2 peers: ganache_spec.lua, aria2_spec.lua.
+local helper = require "helper"
 local jsonrpc = require "jsonrpc_websocket"
 
 local FAST = { initial = 0.05, max = 0.2, factor = 2, jitter = 0.1 }
-
-local function eventually(pred, seconds)
-  local deadline = jsonrpc.now() + (seconds or 10)
-  while not pred() do
-    if jsonrpc.now() > deadline then return false end
-    jsonrpc.sleep(0.01)
-  end
-  return true
-end
+local eventually = helper.eventually
 
 -- A server offering eth_subscribe: `subs` lists the subscriptions made, in
 -- order; `early` items are sent before the subscribe call is answered.
@@ -35,17 +28,25 @@ end
 
 local function url(srv) return ("ws://127.0.0.1:%d/"):format(srv.port) end
 
-describe("server:subscribe", function()
-  local srv, subs, s
+-- before_each/after_each for a describe: a fresh server and a client
+-- connected to it, in state.srv, state.subs, state.s.
+local function server_and_client(state)
   before_each(function()
-    srv, subs = subscription_server()
-    s = jsonrpc.Server(url(srv), { timeout = 5 })
-    s:ws_connect()
+    state.srv, state.subs = subscription_server()
+    state.s = jsonrpc.Server(url(state.srv), { timeout = 5 })
+    state.s:ws_connect()
   end)
   after_each(function()
-    s:close()
-    srv:close()
+    state.s:close()
+    state.srv:close()
   end)
+end
+
+describe("server:subscribe", function()
+  local state = {}
+  server_and_client(state)
+  local srv, subs, s
+  before_each(function() srv, subs, s = state.srv, state.subs, state.s end)
 
   it("yields the items of its notifications, in order, as they come", function()
     local heads = s:subscribe("eth_subscribe", { "newHeads" })
@@ -60,10 +61,7 @@ describe("server:subscribe", function()
           if i % 2 == 0 then jsonrpc.sleep(0.01) end
         end
       end)
-      for head in heads do
-        got[#got + 1] = head.number
-        if #got == 5 then break end
-      end
+      for _, head in ipairs(helper.take(heads, 5)) do got[#got + 1] = head.number end
     end)
     assert.same({ 1, 2, 3, 4, 5 }, got)
     assert.equal(0, heads.dropped)
@@ -113,6 +111,7 @@ describe("server:subscribe", function()
     assert.is_true(heads:close()) -- idempotent
     do
       local scoped <close> = s:subscribe("eth_subscribe", { "scoped" })
+      assert.equal(subs[2].id, scoped.id)
       assert.is_true(subs[2].active)
     end
     assert.is_false(subs[2].active)
@@ -235,10 +234,7 @@ describe("reconnecting subscriptions", function()
         subs[1]:send(3)
         subs[1]:send(4)
       end)
-      for head in heads do
-        got[#got + 1] = head
-        if #got == 4 then break end
-      end
+      got = helper.take(heads, 4)
     end)
     assert.same({ 1, 2, 3, 4 }, got)
     assert.equal(1, heads.resubscribed)
@@ -248,6 +244,25 @@ describe("reconnecting subscriptions", function()
     assert.are_not.equal(first_id, heads.id)
     heads:close()
     assert.is_false(subs[1].active)
+    s:close()
+    srv:close()
+  end)
+
+  it("end with the error of a resubscribe the restarted server refuses", function()
+    local srv = subscription_server()
+    local port = srv.port
+    local s = jsonrpc.Server(url(srv), { reconnect = FAST, timeout = 5, on_error = function() end })
+    s:ws_connect()
+    local heads = s:subscribe("eth_subscribe", { "newHeads" })
+    srv:close()
+    assert.is_true(eventually(function() return not s.connected end))
+    srv = jsonrpc.listen { port = port } -- knows no eth_subscribe now
+    local item, err = heads:next(10)
+    assert.is_nil(item)
+    assert.is_true(jsonrpc.ProtocolError.is(err))
+    assert.equal(-32601, err.code)
+    assert.equal(0, heads.resubscribed)
+    assert.is_true(s.connected)
     s:close()
     srv:close()
   end)
@@ -268,16 +283,10 @@ describe("reconnecting subscriptions", function()
 end)
 
 describe("server:notifications", function()
+  local state = {}
+  server_and_client(state)
   local srv, s
-  before_each(function()
-    srv = subscription_server()
-    s = jsonrpc.Server(url(srv), { timeout = 5 })
-    s:ws_connect()
-  end)
-  after_each(function()
-    s:close()
-    srv:close()
-  end)
+  before_each(function() srv, s = state.srv, state.s end)
 
   it("yields the params of every notification of its method", function()
     local ticks = s:notifications("tick")
@@ -319,5 +328,16 @@ describe("server:notifications", function()
     assert.is_nil(item)
     assert.is_true(jsonrpc.TransportError.is(err))
     r:close()
+  end)
+end)
+
+describe("examples/subscribe.lua", function()
+  it("runs: a server of ours offering a subscription, a client iterating it", function()
+    local f = assert(io.open("examples/subscribe.lua"))
+    local ok, out = require("helper").run_lua(f:read("a"))
+    f:close()
+    assert.is_true(ok, out)
+    assert.matches("tick 3\nsecond subscription", out)
+    assert.matches("server says: subscription 0x2 sent 2 ticks", out)
   end)
 end)
