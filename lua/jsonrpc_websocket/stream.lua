@@ -14,7 +14,8 @@ local errors = require "jsonrpc_websocket.errors"
 local queue = require "jsonrpc_websocket.queue"
 
 local Queue = queue.Queue
-local TransportError, ProtocolError = errors.TransportError, errors.ProtocolError
+local TransportError, TimeoutError, ProtocolError =
+  errors.TransportError, errors.TimeoutError, errors.ProtocolError
 local type, pairs, pcall, error, setmetatable, table_remove =
   type, pairs, pcall, error, setmetatable, table.remove
 
@@ -99,7 +100,8 @@ end
 function Registry:opened()
   local conn = self.link.conn
   for s in pairs(self.all) do
-    if s.kind == "subscription" and s.id ~= nil and s.conn ~= conn then
+    if s.kind == "subscription" and s.id ~= nil and s.conn ~= conn
+        and not s.resubscribing then
       sched.spawn_kind("service", M.resubscribe, s)
     end
   end
@@ -241,17 +243,21 @@ end
 --- Subscribes `s` again after a reconnect (a service task).
 function M.resubscribe(s)
   if s.closed then return end
+  s.resubscribing = true
   local ok, err = pcall(subscribe_call, s)
+  s.resubscribing = false
   if ok then
     s.resubscribed = s.resubscribed + 1
     return
   end
   local link = s.link
-  if link.state == "open" or not link.reconnecting then
-    -- refused, or no answer: the stream ends with why
-    link:report(err)
-    s:finish(err)
-  end -- else the connection went again: the next reconnect tries again
+  if s.closed then return end
+  if TransportError.is(err) and not TimeoutError.is(err) then -- the connection went
+    if link.state == "open" then return M.resubscribe(s) end -- a newer one is up
+    if link.reconnecting then return end -- the next one subscribes again
+  end
+  link:report(err) -- refused, or no answer: the stream ends with why
+  s:finish(err)
 end
 
 local function check_name(value, what, level)
