@@ -30,9 +30,14 @@ srv.flood = function(method, id, n)
     or ('{"jsonrpc":"2.0","method":"%s","params":%s}'):format(method, ITEM)
   jsonrpc.spawn(function()
     for i = 1, n do
-      if link.state ~= "open" then return end
-      link.conn:send(text)
-      if i % 64 == 0 then coroutine.yield() end -- let the loop write them
+      while true do
+        if link.state ~= "open" then return end
+        local ok, _, kind = link.conn:send(text)
+        if ok then break end
+        if kind ~= "full" then return end
+        coroutine.yield() -- the send queue is full: let the loop write it
+      end
+      if i % 64 == 0 then coroutine.yield() end
     end
   end)
   return #text
