@@ -1,10 +1,7 @@
 -- Subscriptions against ganache, a real Ethereum dev node (spec/node,
 -- installed by `make deps`): newHeads while blocks are mined, logs of a
--- contract, two subscriptions at once, eth_unsubscribe on close. One node
--- per file. (A restart of the node cannot be on the same port at once: it
--- leaves its server sockets in TIME_WAIT, and ganache does not reuse the
--- address. Reconnecting subscriptions are specified against our own
--- server standing in for it, in streams_spec.lua.)
+-- contract, two subscriptions at once, eth_unsubscribe on close, and a
+-- subscription going on across a reconnect. One node per file.
 local helper = require "helper"
 local jsonrpc = require "jsonrpc_websocket"
 
@@ -98,5 +95,44 @@ describe("subscriptions against ganache", function()
     assert.is_true(helper.eventually(function() return #handled == 1 end, 20))
     assert.equal(manual, handled[1].subscription)
     assert.equal(head.hash, handled[1].result.hash)
+  end)
+end)
+
+describe("a subscription to ganache across a reconnect", function()
+  -- The connection goes through a CONNECT proxy of ours, which is killed
+  -- and started again on its port: the node stays (a node restarted on its
+  -- port would find it in TIME_WAIT). Restarts of the server itself:
+  -- streams_spec.lua.
+  it("subscribes again, and the iteration goes on with the node's next blocks", function()
+    local node = helper.start_ganache()
+    local proxy = helper.start_proxy()
+    local s = jsonrpc.Server(node.url(), { timeout = 20, on_error = function() end,
+      proxy = ("http://127.0.0.1:%d"):format(proxy.port),
+      reconnect = { initial = 0.05, max = 0.3, factor = 2, jitter = 0.1 } })
+    local got, heads = {}, s:ws_connect():subscribe("eth_subscribe", { "newHeads" })
+    local first_id = heads.id
+    jsonrpc.run(function()
+      jsonrpc.spawn(function()
+        s.evm_mine()
+        assert(helper.eventually(function() return #got == 1 end, 20))
+        local port = proxy.port
+        proxy.stop() -- the connection goes
+        assert(helper.eventually(function() return not s.connected end, 20))
+        proxy = helper.start_proxy("--port " .. port)
+        assert(helper.eventually(function() return heads.resubscribed == 1 end, 20))
+        s.evm_mine()
+      end)
+      for head in heads do
+        got[#got + 1] = number(head.number)
+        if #got == 2 then break end
+      end
+    end)
+    assert.same({ got[1], got[1] + 1 }, got)
+    assert.equal(1, heads.resubscribed)
+    assert.are_not.equal(first_id, heads.id)
+    heads:close()
+    s:close()
+    proxy.stop()
+    node.stop()
   end)
 end)
