@@ -18,7 +18,9 @@ local ITEM = '{"number":"0x1b4","hash":"0xdc0818cf78f21a8e70579cb46a43643f782912
   .. '342ae31049421c82d21ae","parentHash":"0xe99e022112df268087ea7eafaf4790497fd21db'
   .. 'eeb6bd7a1721df161a6657a54","timestamp":"0x55ba467c","gasUsed":"0x0"}'
 
-local srv = jsonrpc.listen { port = 0 }
+-- Queues big enough that the flood rarely waits for room.
+local srv = jsonrpc.listen { port = 0, max_send_queue = 64 * 1024 * 1024,
+  max_send_messages = 1000000 }
 
 srv.eth_subscribe = function() return jsonrpc.peer():subscription().id end
 
