@@ -248,6 +248,34 @@ describe("reconnecting subscriptions", function()
     srv:close()
   end)
 
+  it("never take a notification for an id they had before the reconnect", function()
+    -- A server that gives each kind of subscription the id `ids[kind]`, and
+    -- sends its first item (the kind) before the answer.
+    local function server(port, ids)
+      local srv = jsonrpc.listen { port = port or 0, on_error = function() end }
+      srv.eth_subscribe = function(kind)
+        jsonrpc.peer():notify("eth_subscription", { subscription = ids[kind], result = kind })
+        return ids[kind]
+      end
+      return srv
+    end
+    local srv = server(nil, { a = "0x1", b = "0x2" })
+    local port = srv.port
+    local s = jsonrpc.Server(url(srv), { reconnect = FAST, timeout = 5, on_error = function() end })
+    s:ws_connect()
+    local a = s:subscribe("eth_subscribe", { "a" })
+    local b = s:subscribe("eth_subscribe", { "b" })
+    assert.same({ "0x1", "0x2", "a", "b" }, { a.id, b.id, a:next(5), b:next(5) })
+    srv:close()
+    assert.is_true(eventually(function() return not s.connected end))
+    srv = server(port, { a = "0x2", b = "0x1" }) -- each gets the other's old id
+    assert.equal("a", a:next(5))
+    assert.equal("b", b:next(5))
+    assert.same({ 1, 1, "0x2", "0x1" }, { a.resubscribed, b.resubscribed, a.id, b.id })
+    s:close()
+    srv:close()
+  end)
+
   it("end with the error of a resubscribe the restarted server refuses", function()
     local srv = subscription_server()
     local port = srv.port
