@@ -137,6 +137,21 @@ describe("server:subscribe", function()
     assert.same({ "handled" }, handled)
   end)
 
+  it("leaves the handler what came during a subscribe call and was not for it", function()
+    local handled = {}
+    s.eth_subscription = function(p) handled[#handled + 1] = p end
+    srv.eth_subscribe = function(kind) -- another subscription's item first
+      jsonrpc.peer():notify("eth_subscription", { subscription = "0xother", result = kind })
+      local sub = jsonrpc.peer():subscription()
+      sub:send("own")
+      return sub.id
+    end
+    local heads = s:subscribe("eth_subscribe", { "newHeads" })
+    assert.equal("own", heads:next(5))
+    assert.is_true(eventually(function() return #handled == 1 end))
+    assert.same({ subscription = "0xother", result = "newHeads" }, handled[1])
+  end)
+
   it("bounds its queue: drop_oldest counts what it dropped", function()
     local heads = s:subscribe("eth_subscribe", { "newHeads" }, { max_queue = 10 })
     for i = 1, 50 do subs[1]:send(i) end

@@ -12,6 +12,7 @@ local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 local queue = require "jsonrpc_websocket.queue"
+local dispatch = require "jsonrpc_websocket.dispatch"
 
 local Queue = queue.Queue
 local TransportError, TimeoutError, ProtocolError =
@@ -36,7 +37,9 @@ streams. A stream nobody holds any more is collected (both are weak), and
 its __gc unsubscribes. A notification may come before the answer to the
 subscribe call that makes its id known (a server that sends at once, or
 both in one read): while subscribe calls are in flight (`pending`), such
-notifications are held in `early` for them. ]]
+notifications are held in `early` for them; those that turn out to be for
+none of them are dispatched again once no call is in flight (a handler's,
+say). ]]
 local Registry = {}
 Registry.__index = Registry
 
@@ -210,6 +213,19 @@ Stream.__tostring = function(self)
     self.closed and ", closed" or "")
 end
 
+-- Dispatches again, as if they arrived now, the notifications of `method`
+-- (params in `list`) that were held for subscribe calls but are for none.
+local function redispatch(link, method, list)
+  for i = 1, #list do
+    local ok, text = pcall(link.json.encode,
+      { jsonrpc = "2.0", method = method, params = list[i] })
+    if ok then
+      local done, err = pcall(dispatch.incoming, link, text)
+      if not done then link:report(err) end
+    end
+  end
+end
+
 -- The subscribe call; on success the stream's id is the one it returned,
 -- and the notifications that came early for that id are its first items.
 -- Raises what the call raises.
@@ -223,10 +239,11 @@ local function subscribe_call(s)
     ok, id = false, ProtocolError(nil, ("'%s' answered without a subscription id")
       :format(s.method))
   end
+  local early = rt.early
   if ok and not s.closed then
     s.id, s.conn = id, link.conn
     rt.by_id[id] = s
-    local early, i = rt.early, 1
+    local i = 1
     while early[i] do
       if early[i].subscription == id then
         s:put(item_of(link, table_remove(early, i).result))
@@ -235,7 +252,10 @@ local function subscribe_call(s)
       end
     end
   end
-  if rt.pending == 0 then rt.early = {} end
+  if rt.pending == 0 and early[1] then
+    rt.early = {}
+    redispatch(link, s.notification, early)
+  end
   if not ok then error(id, 0) end
   if s.closed then unsubscribe_quietly(link, s.unsubscribe, id) end -- closed meanwhile
 end
