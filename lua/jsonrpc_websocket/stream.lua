@@ -8,15 +8,12 @@
 -- subscription subscribes again and maps its new id.
 -- @module jsonrpc_websocket.stream
 
+local queue = require "jsonrpc_websocket.queue"
+local Queue = queue.Queue
 local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
-local errors = require "jsonrpc_websocket.errors"
-local queue = require "jsonrpc_websocket.queue"
 local dispatch = require "jsonrpc_websocket.dispatch"
-
-local Queue = queue.Queue
-local TransportError, TimeoutError, ProtocolError =
-  errors.TransportError, errors.TimeoutError, errors.ProtocolError
+local errors = require "jsonrpc_websocket.errors"
 local type, pairs, pcall, error, setmetatable, table_remove =
   type, pairs, pcall, error, setmetatable, table.remove
 
@@ -124,7 +121,7 @@ end
 --- No connection will come back: every stream ends with TransportError.
 function Registry:ended(cause)
   for s in pairs(self.all) do
-    s:finish(TransportError("Connection closed.", cause))
+    s:finish(errors.TransportError("Connection closed.", cause))
   end
 end
 
@@ -236,7 +233,7 @@ local function subscribe_call(s)
     s.method, s.timeout)
   rt.pending = rt.pending - 1
   if ok and (id == nil or type(id) == "table") then
-    ok, id = false, ProtocolError(nil, ("'%s' answered without a subscription id")
+    ok, id = false, errors.ProtocolError(nil, ("'%s' answered without a subscription id")
       :format(s.method))
   end
   local early = rt.early
@@ -272,7 +269,8 @@ function M.resubscribe(s)
   end
   local link = s.link
   if s.closed then return end
-  if TransportError.is(err) and not TimeoutError.is(err) then -- the connection went
+  -- a TransportError other than a timeout: the connection went meanwhile
+  if errors.TransportError.is(err) and not errors.TimeoutError.is(err) then
     if link.state == "open" then return M.resubscribe(s) end -- a newer one is up
     if link.reconnecting then return end -- the next one subscribes again
   end
