@@ -29,11 +29,14 @@ end
 local function url(srv) return ("ws://127.0.0.1:%d/"):format(srv.port) end
 
 -- before_each/after_each for a describe: a fresh server and a client
--- connected to it, in state.srv, state.subs, state.s.
+-- connected to it, in state.srv, state.subs, state.s; what the client
+-- reports goes to state.reports.
 local function server_and_client(state)
   before_each(function()
     state.srv, state.subs = subscription_server()
-    state.s = jsonrpc.Server(url(state.srv), { timeout = 5 })
+    state.reports = {}
+    state.s = jsonrpc.Server(url(state.srv), { timeout = 5,
+      on_error = function(err) table.insert(state.reports, err) end })
     state.s:ws_connect()
   end)
   after_each(function()
@@ -170,6 +173,8 @@ describe("server:subscribe", function()
     assert.is_nil(item)
     assert.is_true(jsonrpc.OverflowError.is(err))
     assert.is_true(subs[1].ended:wait(5))
+    assert.is_true(s.tick("tick", 0)) -- answered after the unsubscribe call
+    assert.same({}, state.reports) -- whose answer nobody waited for: quietly
   end)
 
   it("raises what the subscribe call raises, and checks its arguments", function()
