@@ -220,6 +220,27 @@ describe("a Lua server's subscriptions", function()
     srv:close()
   end)
 
+  it("wait for room in the peer's send queue, in order, from tasks and plain code", function()
+    local srv = jsonrpc.listen { port = 0, max_send_queue = 2048 }
+    local sub
+    srv.eth_subscribe = function()
+      sub = jsonrpc.peer():subscription()
+      return sub.id
+    end
+    local s = jsonrpc.Server(url(srv))
+    s:ws_connect()
+    local heads = s:subscribe("eth_subscribe", {}, { max_queue = 3000 })
+    local filler = ("x"):rep(100)
+    for i = 1, 1000 do assert.is_true(sub:send({ i, filler })) end -- plain code
+    jsonrpc.run(function()
+      for i = 1001, 2000 do assert(sub:send({ i, filler })) end
+    end)
+    for i = 1, 2000 do assert.equal(i, heads:next(5)[1]) end
+    assert.equal(0, heads.dropped)
+    s:close()
+    srv:close()
+  end)
+
   it("answer an unknown unsubscribe with false", function()
     local srv = subscription_server()
     local s = jsonrpc.Server(url(srv))

@@ -17,8 +17,9 @@
 local codec = require "jsonrpc_websocket.codec"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local queue = require "jsonrpc_websocket.queue"
+local Link = require "jsonrpc_websocket.link"
 
-local type, pairs, error, setmetatable = type, pairs, error, setmetatable
+local type, pairs, pcall, error, setmetatable = type, pairs, pcall, error, setmetatable
 
 local M = {}
 
@@ -32,14 +33,20 @@ Subscription.__index = Subscription
 Subscription.__name = "jsonrpc_websocket.Subscription"
 
 --- Sends `item` to the peer as a notification { subscription = id,
--- result = item }. Returns true when it went out, false when the
--- subscription has ended or the peer is gone.
+-- result = item }. While the peer's send queue is full it waits for room,
+-- as notify does (a task yields, plain code blocks). Returns true when it
+-- went out, false when the subscription has ended or the peer is gone.
 function Subscription:send(item)
   if not self.active then return false end
   local link = self.link
   local params = codec.params_from_table(link.json, link.null,
     { subscription = self.id, result = item })
-  return link:send(codec.notification(self.prefix, params))
+  local text = codec.notification(self.prefix, params)
+  local conn = link.conn
+  if not conn or link.state ~= "open" then return false end
+  local ok, why, kind = conn:send(text)
+  if ok or kind ~= "full" then return ok end
+  return (pcall(link.resend, link, "subscription", nil, why, kind, Link.send_text, text))
 end
 
 --- Ends the subscription (no more sends); sets `ended`. Idempotent.
