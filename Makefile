@@ -62,7 +62,7 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing: nodejs npm"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
-	@test -d spec/node/node_modules/ws || npm ci --prefix spec/node --no-audit --no-fund
+	@{ test -d spec/node/node_modules/ws && test -d spec/node/node_modules/ganache; } || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
 	$(MAKE) test-plain

@@ -507,6 +507,7 @@ function Link:open()
   self.connect_waiter = nil
   if w then wake(w, true) end
   self:emit("connect")
+  if self.streams then self.streams:opened() end
   self:wake_turns()
 end
 
@@ -616,6 +617,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
     self:fail_pending(cause, unsent)
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
+    if self.streams then self.streams:closed(cause) end
   end
   local waiters = self.close_waiters
   self.close_waiters = {}
@@ -659,6 +661,7 @@ function Link:reconnect_loop()
   end
   self.reconnecting = false
   self:emit("give_up", attempt)
+  if self.streams then self.streams:ended("gave up reconnecting") end
   self:wake_turns()
 end
 
@@ -669,6 +672,7 @@ function Link:start_reconnecting()
 end
 
 function Link:stop_reconnecting()
+  if self.reconnecting and self.streams then self.streams:ended("reconnecting stopped") end
   self.reconnecting = false
   self:wake_turns()
 end

@@ -12,6 +12,7 @@ local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local subscription = require "jsonrpc_websocket.subscription"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -54,6 +55,7 @@ function PeerLink.emit() end
 
 function PeerLink:closed(code, reason, ...)
   Link.closed(self, code, reason, ...)
+  subscription.peer_gone(self)
   self.listener:gone(self, code, reason)
 end
 
@@ -62,6 +64,12 @@ local Peer = {
   notify = methods.notify,
   close = methods.close,
 }
+
+--- peer:subscription([opts]): a subscription this peer can be sent items
+-- on (subscription.lua); return its `id` from the subscribe handler.
+function Peer.subscription(self, opts)
+  return subscription.open(rawget(self, LINK), opts)
+end
 local peer_mt = { __name = "jsonrpc_websocket.Peer" }
 
 local PEER_FIELDS = {
