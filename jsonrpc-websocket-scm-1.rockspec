@@ -41,7 +41,11 @@ build = {
     ["jsonrpc_websocket.listen"] = "lua/jsonrpc_websocket/listen.lua",
     ["jsonrpc_websocket.options"] = "lua/jsonrpc_websocket/options.lua",
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
+    ["jsonrpc_websocket.trace"] = "lua/jsonrpc_websocket/trace.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
+  },
+  install = {
+    bin = { ["jsonrpc-ws"] = "bin/jsonrpc-ws" },
   },
   copy_directories = { "examples" },
 }

@@ -13,6 +13,7 @@ local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local trace = require "jsonrpc_websocket.trace"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
@@ -389,6 +390,7 @@ function Link:start_connect()
   end
   sched.io_started()
   if self.fast then conn:core_json(true) end
+  if self.trace then conn:trace(self.trace) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -656,6 +658,7 @@ local DEFAULT_CONNECT_TIMEOUT = 10
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
   local target = url_parse.parse(url)
+  url = url_parse.redact(url) -- errors and tostring never show a password
   local json = opts.json or codec.default()
   if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
     error("option 'json' must have encode and decode functions", 3)
@@ -671,6 +674,7 @@ function Link.new(url, opts)
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
+    trace = trace.option(opts, url, 3),
   }, Link)
 end
 

@@ -12,6 +12,7 @@ local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local trace = require "jsonrpc_websocket.trace"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -130,6 +131,10 @@ function Listener:accept(conn, address)
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
+  if self.trace then
+    local fn = self.trace
+    conn:trace(function(direction, text) return fn(direction, text, peer) end)
+  end
   self.peers[link] = peer
   self.count = self.count + 1
   if self.state ~= "open" then -- closing: no new peers
@@ -380,6 +385,7 @@ function M.listen(opts)
     peers = {}, count = 0, next_peer = 0, run_waiters = {},
     state = "open",
   }, Listener)
+  l.trace = trace.option(opts, "listener", 2)
   l.handler_link = Link.init({ handlers = l.handlers, json = json,
     null = l.null, listeners = l.listeners })
   if opts.port and opts.port ~= 0 and port_taken(opts.port) then
