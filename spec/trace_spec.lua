@@ -74,7 +74,8 @@ describe("trace", function()
     ]]
     local ok, out = helper.run_lua(code, "JSONRPC_WS_DEBUG=1")
     assert.is_true(ok, out)
-    assert.matches('jsonrpc_websocket ws://127.0.0.1:%d+/ > {"jsonrpc":"2.0","method":"add","params":%[20,22%],"id":1}', out)
+    assert.matches('jsonrpc_websocket ws://127.0.0.1:%d+/ > '
+      .. '{"jsonrpc":"2.0","method":"add","params":%[20,22%],"id":1}', out)
     assert.matches('jsonrpc_websocket ws://127.0.0.1:%d+/ < {[^\n]*"result":42', out)
     assert.matches('jsonrpc_websocket peer #1 127.0.0.1 < {"jsonrpc":"2.0","method":"add"', out)
     ok, out = helper.run_lua(code)
