@@ -239,6 +239,21 @@ describe("jsonrpc-ws against jsonrpc-ws serve", function()
     local out, err, code = cli { "listen", url, "--for", "0.3" }
     assert.same({ "", "", 0 }, { out, err, code })
   end)
+
+  it("ends listen and serve with 0 on Ctrl-C (SIGINT)", function()
+    local jobs = {}
+    for _, args in ipairs { "listen " .. url, "serve spec/fixtures_cli_handlers.lua --port 0" } do
+      -- one SIGINT after 1.5 s (by then the interpreter has set its handler;
+      -- a second would kill it, as it should)
+      jobs[args] = background(("sh -c %s"):format(q("lua5.4 bin/jsonrpc-ws " .. args
+        .. " & pid=$!; sleep 1.5; kill -INT $pid; wait $pid")))
+    end
+    for args, job in pairs(jobs) do
+      local _, err, code = job.wait()
+      assert.equal(0, code, args .. ": " .. err)
+      assert.equal("", err)
+    end
+  end)
 end)
 
 describe("jsonrpc-ws against aria2c", function()
@@ -294,5 +309,47 @@ describe("jsonrpc-ws against aria2c", function()
     assert.equal("aria2.onDownloadStart", got[1].method)
     assert.is_true(gids[got[1].params[1].gid])
     assert.matches("^aria2%.onDownload", got[2].method)
+  end)
+end)
+
+describe("jsonrpc-ws transport options (against spec/peer.py)", function()
+  it("--auth and credentials in the URL are HTTP Basic; a password is never printed", function()
+    local peer = helper.peer()
+    local out, err, code = cli { "call", peer.url("/auth"), "add", "1", "2", "--auth", "user:pass" }
+    assert.same({ "3\n", "", 0 }, { out, err, code })
+    local with_creds = peer.url("/auth"):gsub("^ws://", "ws://user:pass@")
+    out, err, code = cli { "call", with_creds, "add", "2", "2" }
+    assert.same({ "4\n", "", 0 }, { out, err, code })
+    local wrong = peer.url("/auth"):gsub("^ws://", "ws://user:hunter2@")
+    out, err, code = cli { "call", wrong, "add", "2", "2", "-v" }
+    assert.same({ "", 3 }, { out, code })
+    assert.matches("HTTP 401", err)
+    assert.matches("user:%*%*%*@", err)
+    assert.not_matches("hunter2", err)
+  end)
+
+  it("--header adds handshake headers", function()
+    local out, err, code = cli { "call", helper.peer().url("/h"), "headers", "--header",
+      "X-Api-Key: k1", "--header", "X-Other:v:2" }
+    assert.equal(0, code, err)
+    local headers = helper.decode(out).headers
+    assert.equal("k1", headers["x-api-key"], out)
+    assert.equal("v:2", headers["x-other"])
+  end)
+
+  it("--ca trusts a CA for wss://, --insecure trusts anything", function()
+    local peer = helper.start_tls_peer()
+    local url = peer.url("/")
+    local out, err, code = cli { "call", url, "add", "1", "2", "--ca", helper.certs().ca }
+    assert.same({ "3\n", "", 0 }, { out, err, code })
+    out, err, code = cli { "call", url, "add", "1", "2" }
+    assert.same({ "", 3 }, { out, code })
+    assert.matches("certificate", helper.decode(err).error.message)
+    out, err, code = cli { "call", url, "add", "1", "2", "--insecure" }
+    assert.same({ "3\n", "", 0 }, { out, err, code })
+    out, err, code = cli { "call", url, "add", "--ca", "/nope.pem" }
+    assert.same({ "", 2 }, { out, code })
+    assert.matches("cannot read", helper.decode(err).error.message)
+    peer.stop()
   end)
 end)

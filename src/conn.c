@@ -581,6 +581,7 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 static void jr_trace(lua_State *L, jr_conn *c, const char *direction,
 		     const void *text, size_t len)
 {
+	luaL_checkstack(L, 4, "trace hook");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
 	lua_getiuservalue(L, -1, 2);
 	lua_remove(L, -2);

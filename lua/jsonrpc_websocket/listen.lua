@@ -365,7 +365,8 @@ end
 --- listen(opts): a JSON-RPC websocket server on the shared loop.
 -- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
--- calls to peers), handler_timeout, json, on_error, handlers (for expose).
+-- calls to peers), handler_timeout, json, on_error, handlers (for expose),
+-- trace (fn(direction, text, peer): see trace.lua).
 function M.listen(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
