@@ -37,40 +37,38 @@ local function cli(args, input)
   return out, slurp(err), code
 end
 
---- Starts `cmd` in the background; returns wait() -> stdout, stderr, code.
-local function background(cmd)
+--- Starts `cmd` in the background, killed after `limit` seconds (default
+-- 30). Returns a job: finished(), wait() -> stdout, stderr, exit code,
+-- first_line() (waits for it), stop().
+local function background(cmd, limit)
   local out, err = os.tmpname(), os.tmpname()
-  local done = out .. ".done"
-  os.execute(("(%s timeout 30 %s >%s 2>%s; echo $? >%s) &"):format(ENV, cmd, out, err, done))
+  local done, pidfile = out .. ".done", out .. ".pid"
+  os.execute(("(%s timeout %d %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s) 2>/dev/null &")
+    :format(ENV, limit or 30, cmd, out, err, pidfile, done))
   local job = {}
-  function job.finished() local f = io.open(done) if f then f:close() end return f ~= nil end
-  function job.wait()
+  local function poll(what, read)
     for _ = 1, 600 do
-      if job.finished() then
-        local code = tonumber(slurp(done))
-        return slurp(out), slurp(err), code
-      end
+      local f = io.open(what)
+      local got = f and read(f)
+      if f then f:close() end
+      if got then return got end
       os.execute("sleep 0.05")
     end
     error("background command did not finish: " .. cmd)
   end
-  return job
-end
-
---- A long-running process whose first line (after its pid) is its news.
-local function daemon(cmd)
-  local h = io.popen("exec sh -c " .. q("echo $$; exec " .. ENV .. cmd), "r")
-  local pid = tonumber(h:read("l"))
-  local d = { pid = pid, handle = h }
-  function d.stop()
-    if d.handle then
-      os.execute("kill " .. pid .. " 2>/dev/null")
-      d.handle:close()
-      d.handle = nil
-    end
+  function job.finished() local f = io.open(done) if f then f:close() end return f ~= nil end
+  function job.wait()
+    local code = poll(done, function(f) return f:read("n") end)
+    os.remove(done)
+    os.remove(pidfile)
+    return slurp(out), slurp(err), code
   end
-  d.reaper = setmetatable({}, { __gc = function() d.stop() end })
-  return d
+  function job.first_line() return poll(out, function(f) return f:read("L") end) end
+  function job.stop()
+    os.execute("kill " .. poll(pidfile, function(f) return f:read("n") end) .. " 2>/dev/null")
+    return job.wait()
+  end
+  return job
 end
 
 local function decode_lines(text)
@@ -82,9 +80,9 @@ end
 describe("jsonrpc-ws against jsonrpc-ws serve", function()
   local server, url
   setup(function()
-    server = daemon("lua5.4 bin/jsonrpc-ws serve spec/fixtures_cli_handlers.lua --port 0")
-    local line = server.handle:read("l")
-    url = helper.decode(line).url
+    server = background("lua5.4 bin/jsonrpc-ws serve spec/fixtures_cli_handlers.lua --port 0",
+      120)
+    url = helper.decode(server.first_line()).url
     assert.matches("^ws://127%.0%.0%.1:%d+/$", url)
   end)
   teardown(function() server.stop() end)
@@ -263,8 +261,8 @@ describe("jsonrpc-ws against aria2c", function()
     os.remove(dir)
     assert(os.execute("mkdir -m 700 " .. dir))
     local port = helper.closed_port()
-    aria = daemon(("aria2c --enable-rpc --rpc-listen-port=%d --dir=%s --no-conf --quiet"
-      .. " --stop-with-process=%d"):format(port, dir, io.open("/proc/self/stat"):read("n")))
+    aria = background(("aria2c --enable-rpc --rpc-listen-port=%d --dir=%s --no-conf --quiet"
+      .. " --stop-with-process=%d"):format(port, dir, io.open("/proc/self/stat"):read("n")), 120)
     url = ("ws://127.0.0.1:%d/jsonrpc"):format(port)
     for _ = 1, 200 do -- until it listens
       local _, _, code = cli { "call", url, "aria2.getVersion" }
