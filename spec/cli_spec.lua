@@ -261,15 +261,21 @@ describe("jsonrpc-ws against aria2c", function()
     os.remove(dir)
     assert(os.execute("mkdir -m 700 " .. dir))
     local port = helper.closed_port()
-    aria = background(("aria2c --enable-rpc --rpc-listen-port=%d --dir=%s --no-conf --quiet"
-      .. " --stop-with-process=%d"):format(port, dir, io.open("/proc/self/stat"):read("n")), 120)
+    -- (not under the ASan runtime of make test-asan: aria2c never listens there)
+    aria = background(("env -u LD_PRELOAD aria2c --enable-rpc --rpc-listen-port=%d --dir=%s"
+      .. " --no-conf --quiet --stop-with-process=%d")
+      :format(port, dir, io.open("/proc/self/stat"):read("n")), 120)
     url = ("ws://127.0.0.1:%d/jsonrpc"):format(port)
+    local err
     for _ = 1, 200 do -- until it listens
-      local _, _, code = cli { "call", url, "aria2.getVersion" }
+      local _, e, code = cli { "call", url, "aria2.getVersion" }
       if code == 0 then return end
+      err = e
+      if aria.finished() then break end
       os.execute("sleep 0.05")
     end
-    error("aria2c did not start")
+    local _, aria_err, code = aria.wait()
+    error(("aria2c did not start (exit %s: %s); jsonrpc-ws: %s"):format(code, aria_err, err))
   end)
   teardown(function()
     aria.stop()
