@@ -166,9 +166,9 @@ describe("jsonrpc-ws against jsonrpc-ws serve", function()
       assert.equal("usage", e.type)
       assert.matches(case[2], e.message)
     end
-    local out, _, code = cli {}
-    assert.equal(2, code)
-    assert.matches("jsonrpc%-ws call URL METHOD", out)
+    local out, err, code = cli {}
+    assert.same({ "", 2 }, { out, code })
+    assert.matches("jsonrpc%-ws call URL METHOD", err)
   end)
 
   it("has --help for each verb", function()
@@ -231,6 +231,28 @@ describe("jsonrpc-ws against jsonrpc-ws serve", function()
       assert.equal("eth_subscription", n.method)
       assert.same({ subscription = "0xnewHeads", result = i - 1 }, n.params)
     end
+  end)
+
+  it("serve: a bad handlers file is a usage error, a port in use a transport one", function()
+    local out, err, code = cli { "serve", "/nonexistent/handlers.lua", "--port", "0" }
+    assert.same({ "", 2 }, { out, code })
+    assert.matches("cannot open /nonexistent/handlers.lua", helper.decode(err).error.message)
+    local file = os.tmpname()
+    local f = io.open(file, "w")
+    f:write("return 42\n")
+    f:close()
+    out, err, code = cli { "serve", file, "--port", "0" }
+    os.remove(file)
+    assert.same({ "", 2 }, { out, code })
+    assert.matches("must return a table of functions", helper.decode(err).error.message)
+    out, err, code = cli { "serve", "spec/helper.lua", "--port", "0" } -- not only functions
+    assert.same({ "", 2 }, { out, code })
+    assert.matches("spec/helper.lua: handler for '%w+' must be a function",
+      helper.decode(err).error.message)
+    out, err, code = cli { "serve", "spec/fixtures_cli_handlers.lua", "--port",
+      url:match(":(%d+)/$") }
+    assert.same({ "", 3 }, { out, code })
+    assert.matches("listen on 127.0.0.1:%d+ failed", helper.decode(err).error.message)
   end)
 
   it("listens, bounded by --for", function()
