@@ -12,6 +12,7 @@ local client = require "jsonrpc_websocket.client"
 local errors = require "jsonrpc_websocket.errors"
 local codec = require "jsonrpc_websocket.codec"
 local listen = require "jsonrpc_websocket.listen"
+local queue = require "jsonrpc_websocket.queue"
 
 local M = {
   _VERSION = "jsonrpc_websocket scm",
@@ -21,11 +22,14 @@ local M = {
   TransportError = errors.TransportError,
   TimeoutError = errors.TimeoutError,
   ProtocolError = errors.ProtocolError,
+  OverflowError = errors.OverflowError,
   null = codec.null,
   run = sched.run,
   spawn = sched.spawn,
   sleep = sched.sleep,
   now = sched.now,
+  queue = queue.queue,
+  event = queue.event,
 }
 
 -- on_error: errors with nobody to raise into (a bad frame, a failed
