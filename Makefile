@@ -9,6 +9,7 @@
 #   make bench      benchmarks (see bench/)
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
+#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
@@ -19,7 +20,7 @@ HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev
+            openssl clang libclang-rt-14-dev lua-check aria2
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
@@ -36,7 +37,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint
 
 all: build/$(MODULE)
 
@@ -103,6 +104,10 @@ soak: build/$(MODULE)
 
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
+
+# Settings in .luacheckrc.
+lint:
+	luacheck lua bin/jsonrpc-ws spec examples
 
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket

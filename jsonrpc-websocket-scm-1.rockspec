@@ -48,7 +48,11 @@ build = {
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
     ["jsonrpc_websocket.stream"] = "lua/jsonrpc_websocket/stream.lua",
     ["jsonrpc_websocket.subscription"] = "lua/jsonrpc_websocket/subscription.lua",
+    ["jsonrpc_websocket.trace"] = "lua/jsonrpc_websocket/trace.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
+  },
+  install = {
+    bin = { ["jsonrpc-ws"] = "bin/jsonrpc-ws" },
   },
   copy_directories = { "examples" },
 }

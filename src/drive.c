@@ -72,6 +72,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
 {
 	int n;
 
+	jr_conn_trace_in(L, e->conn, e->data, e->len);
 	jr_conn_push_owner(L, e->conn);
 	if (jr_conn_core_json(e->conn)) {
 		lua_pushliteral(L, "response");

@@ -13,6 +13,7 @@ local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local trace = require "jsonrpc_websocket.trace"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
@@ -462,6 +463,7 @@ function Link:start_connect()
   if self.fast then conn:core_json(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
+  if self.trace then conn:trace(self.trace) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -767,6 +769,7 @@ local DEFAULT_SEND_QUEUE = 4 * 1024 * 1024
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
   local target = url_parse.parse(url)
+  url = url_parse.redact(url) -- errors and tostring never show a password
   local json = opts.json or codec.default()
   if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
     error("option 'json' must have encode and decode functions", 3)
@@ -785,6 +788,7 @@ function Link.new(url, opts)
     max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
     max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
+    trace = trace.option(opts, url, 3),
   }, Link)
 end
 
