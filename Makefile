@@ -13,7 +13,7 @@ LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/encode.c src/frame.c src/server.c
+SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \

@@ -126,7 +126,7 @@ function Listener:accept(conn, address)
     handler_timeout = self.handler_timeout, listener = self,
   }, PeerLink)
   core.adopt(conn, link)
-  if link.fast then conn:core_json(true) end
+  if link.builtin_codec then conn:builtin_codec(true) end
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
