@@ -231,7 +231,11 @@ end
 
 local function batch_of(ep, text)
   local elements = json_elements(text)
-  if not elements or #elements == 0 then
+  if not elements then -- not JSON: the decoder says why
+    if decode(ep, text) == nil then return ep:send(PARSE_ERROR) end
+    elements = {} -- (cannot happen: the two read JSON alike)
+  end
+  if #elements == 0 then
     ep:report(ProtocolError(-32600, "received an empty batch"))
     return ep:send(INVALID_REQUEST)
   end

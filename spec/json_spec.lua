@@ -1,0 +1,391 @@
+-- JSON, exact both ways: the built-in codec (src/json.c) on its own, then
+-- round trips through real peers (our own server, the Python peer), with
+-- the built-in codec and with lua-cjson plugged in where cjson allows.
+local helper = require "helper"
+local jsonrpc = require "jsonrpc_websocket"
+local core = require "jsonrpc_websocket.core"
+local sh = require "serve_helper"
+
+local encode, decode = core.json_encode, core.json_decode
+
+-- Serves until pred() holds; fails after about 10 s.
+local function wait_for(pred)
+  for _ = 1, 1000 do
+    if pred() then return end
+    jsonrpc.sleep(0.01)
+  end
+  error("condition not reached in time")
+end
+local null, array_mt = jsonrpc.null, jsonrpc.array_mt
+
+-- Values whose exact type and bits must survive: math.type and, for
+-- floats, the sign of zero.
+local function same_number(a, b)
+  return math.type(a) == math.type(b) and a == b and 1 / a == 1 / b
+end
+
+local INTEGERS = { 0, 1, -1, math.maxinteger, math.mininteger, (1 << 53) - 1, 1 << 53,
+  (1 << 53) + 1, -(1 << 53) - 1, 1795962246707123 }
+local FLOATS = { 0.1, 1e300, 5e-324, -0.0, 0.0, 2.0, 1 / 3, 2.0 ^ 53, 2.0 ^ 53 + 2,
+  1.7976931348623157e308, 2.2250738585072014e-308, -1.5e-7, 123456789.125, 1e15, 1e16, 1e22 }
+local SHORTEST = { -- float -> the text the built-in codec writes
+  { 0.1, "0.1" }, { 1e300, "1e+300" }, { 5e-324, "5e-324" }, { -0.0, "-0.0" },
+  { 2.0, "2.0" }, { 1 / 3, "0.3333333333333333" }, { 1e22, "1e+22" },
+  { 2.0 ^ 53, "9007199254740992.0" }, { 1.7976931348623157e308, "1.7976931348623157e+308" },
+  { 100.5, "100.5" }, { -1.5e-7, "-1.5e-07" },
+}
+-- Every escape JSON has, control characters, and multi-byte characters up
+-- to U+10FFFF.
+local ESCAPES = '"\\/\b\f\n\r\t\0\1\31\127 é € \u{FFFF} \u{10FFFF} 😀 a\0b'
+
+local function nested(depth)
+  local v = "leaf"
+  for _ = 1, depth do v = { v } end
+  return v
+end
+
+local function depth_of(v)
+  local d = 0
+  while type(v) == "table" do v, d = v[1], d + 1 end
+  return d, v
+end
+
+describe("the built-in codec", function()
+  it("keeps integers as Lua integers, exactly, to 64 bits", function()
+    for _, n in ipairs(INTEGERS) do
+      local text = encode(n)
+      assert.equal(("%d"):format(n), text)
+      assert.is_true(same_number(n, decode(text)), text)
+    end
+    assert.equal("integer", math.type(decode("[1]")[1]))
+    assert.equal("integer", math.type(decode('{"code":-32602}').code))
+  end)
+
+  it("reads a JSON integer beyond 64 bits as the nearest float", function()
+    assert.is_true(same_number(2.0 ^ 63, decode("9223372036854775808")))
+    assert.is_true(same_number(-2.0 ^ 64, decode("-18446744073709551616")))
+    assert.is_true(same_number(1e30, decode("1000000000000000000000000000000")))
+  end)
+
+  it("writes floats as the shortest text that reads back as the same float", function()
+    for _, case in ipairs(SHORTEST) do
+      assert.equal(case[2], encode(case[1]))
+    end
+    for _, x in ipairs(FLOATS) do
+      assert.is_true(same_number(x, decode(encode(x))), encode(x))
+    end
+    for _ = 1, 2000 do -- random bit patterns, every exponent
+      local x = string.unpack("d", string.pack("i8", math.random(math.mininteger, math.maxinteger)))
+      if x == x and x ~= math.huge and x ~= -math.huge then
+        local text = encode(x)
+        assert.is_true(same_number(x, decode(text)), text)
+        local digits = text:gsub("e.*", ""):gsub("%D", ""):gsub("^0+", ""):gsub("0+$", "")
+        assert.is_true(#digits <= 17, text)
+      end
+    end
+  end)
+
+  it("decodes every escape, surrogate pairs, and lone surrogates as U+FFFD", function()
+    assert.equal('"\\/\b\f\n\r\t', decode('"\\"\\\\\\/\\b\\f\\n\\r\\t"'))
+    assert.equal("a\0b", decode('"a\\u0000b"'))
+    assert.equal("é€", decode('"\\u00e9\\u20AC"'))
+    assert.equal("😀", decode('"\\ud83d\\ude00"'))
+    assert.equal("\u{10FFFF}", decode('"\\uDBFF\\uDFFF"'))
+    assert.equal("\u{FFFD}x", decode('"\\ud800x"'))
+    assert.equal("\u{FFFD}", decode('"\\udc00"'))
+    assert.equal("\u{FFFD}\u{FFFD}", decode('"\\ud800\\ud800"'))
+    assert.equal(ESCAPES, decode(encode(ESCAPES)))
+    assert.equal('"\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\127"', encode('"\\/\b\f\n\r\t\0\1\31\127'))
+  end)
+
+  it("rejects what RFC 8259 does not allow, naming where", function()
+    local invalid = { "1,", "[1,]", '{"a":1,}', "-2.", "2.e3", "-.123", ".5", "01", "-01", "+1",
+      "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "tru", "nul", "[1 2]", '{"a" 1}',
+      "{a:1}", "'a'", '"a\nb"', '"a\tb"', '"\1"', "1\0", '"a"\0', "[1]x", "", " ", "[", "{",
+      '"abc', '"\\x"', '"\\u12"', '"\\uXYZW"', '"\xff"', '"\xc0\x80"', '"\xed\xa0\x80"',
+      '"\xf4\x90\x80\x80"', '"\xe2\x82"', "[1]]", "{}}", '{"a":}', "[,1]", "[1,,2]" }
+    for _, text in ipairs(invalid) do
+      local v, err = decode(text)
+      assert.is_nil(v, ("%q"):format(text))
+      assert.matches("^invalid JSON: ", err)
+    end
+    assert.equal("invalid JSON: bad number: no digit after '.' at the end of the text",
+      select(2, decode("-2.")))
+    assert.equal("invalid JSON: unexpected text after the value at byte 2 (byte value 0)",
+      select(2, decode("1\0")))
+    assert.equal("invalid JSON: control character in string at byte 3 (byte value 10)",
+      select(2, decode('"a\nb"')))
+    local ok, err = pcall(jsonrpc.json.decode, "[1,]")
+    assert.is_false(ok)
+    assert.matches("invalid JSON: unexpected character at byte 4", err)
+  end)
+
+  it("accepts every kind of valid text", function()
+    assert.same({ 1, -2.5, "x", true, false, null, {}, { a = { b = {} } } },
+      decode(' [ 1 , -2.5e0 , "x" , true , false , null , [ ] , { "a" : { "b" : { } } } ] '))
+    assert.equal(null, decode("null"))
+    assert.equal(false, decode("false"))
+    assert.equal("", decode('""'))
+    assert.equal(2, decode('{"a":1,"a":2}').a) -- the last of a repeated key
+    assert.is_true(same_number(-0.0, decode("-0.0")))
+    assert.is_true(same_number(0, decode("-0")))
+    assert.is_true(same_number(100.0, decode("1E2")))
+  end)
+
+  it("decodes nesting up to 1,000 levels; deeper is a clear error, not a crash", function()
+    assert.equal(1000, depth_of(decode(("["):rep(1000) .. ("]"):rep(1000))))
+    local v, err = decode(("["):rep(1001) .. ("]"):rep(1001))
+    assert.is_nil(v)
+    assert.equal("invalid JSON: nested deeper than 1000 levels at byte 1001 ('[')", err)
+    assert.is_nil(decode(("["):rep(100000)))
+    assert.is_nil(decode(('{"a":'):rep(100000)))
+    assert.equal(1000, depth_of(decode(encode(nested(1000)))))
+    assert.has_error(function() encode(nested(1001)) end,
+      "cannot encode tables nested deeper than 1000 levels")
+  end)
+
+  it("says what cannot be encoded", function()
+    local t = {}
+    t.self = t
+    local cases = {
+      { t, "cannot encode a table that contains itself (a cycle)" },
+      { { a = { b = { t } } }, "cannot encode a table that contains itself (a cycle)" },
+      { 0 / 0, "cannot encode NaN: JSON numbers are finite" },
+      { { x = math.huge }, "cannot encode inf: JSON numbers are finite" },
+      { { -math.huge }, "cannot encode -inf: JSON numbers are finite" },
+      { { f = print }, "cannot encode a value of type function" },
+      { { [true] = 1 }, "cannot encode a table key of type boolean" },
+      { { [100] = 1 }, "cannot encode a sparse array (1 items, keys up to 100): fill its holes with jsonrpc.null" },
+      { "ok\xff", "cannot encode a string that is not valid UTF-8 (byte 3 is 0xFF)" },
+      { { k = "\xed\xa0\x80" }, "cannot encode a string that is not valid UTF-8 (byte 1 is 0xED)" },
+      { io.stdout, "cannot encode a value of type userdata" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(encode, case[1])
+      assert.is_false(ok)
+      assert.equal(case[2], err)
+    end
+  end)
+
+  it("writes tables: arrays with holes, {} and [], keys as strings, metatables ignored", function()
+    assert.equal("{}", encode({}))
+    assert.equal("[]", encode(setmetatable({}, array_mt)))
+    assert.equal("[]", encode(decode("[]")))
+    assert.equal('{"a":[]}', encode(decode('{"a":[]}')))
+    assert.equal("{}", encode(decode("{}")))
+    assert.equal("[1,null,3]", encode({ 1, nil, 3 }))
+    assert.equal("[null,null,null,null,null,null,null,null,null,1]", encode({ [10] = 1 }))
+    assert.equal("[1,2]", encode(setmetatable({ 1, 2 }, { __index = function() return 0 end })))
+    assert.equal('{"1":true}', encode({ [1.0 + 0] = nil, [1] = nil, ["1"] = true }))
+    assert.equal('{"0":1}', encode({ [0] = 1 }))
+    assert.equal('{"1.5":1}', encode({ [1.5] = 1 }))
+    assert.equal("null", encode(nil))
+    assert.equal("[null]", encode({ null }))
+    local mixed = decode(encode({ 1, 2, x = 3 }))
+    assert.same({ ["1"] = 1, ["2"] = 2, x = 3 }, mixed)
+  end)
+
+  it("is what the module uses by default, exposed as jsonrpc.json", function()
+    assert.equal(require("cjson").null, jsonrpc.null)
+    assert.equal(encode, jsonrpc.json.encode)
+    assert.equal(jsonrpc.null, jsonrpc.json.null)
+    assert.equal(array_mt, jsonrpc.json.array_mt)
+  end)
+end)
+
+-- The values a round trip must keep, exactly: name -> value.
+local function round_trip_values(max_depth)
+  local values = {}
+  for i, n in ipairs(INTEGERS) do values["int" .. i] = n end
+  for i, x in ipairs(FLOATS) do values["float" .. i] = x end
+  values.escapes = ESCAPES
+  values.deep = nested(max_depth)
+  values.record = { id = 9007199254740993, amount = 0.1, list = { 1, 2.5, "x", true }, none = null }
+  return values
+end
+
+local function assert_same_value(expected, got, what)
+  if type(expected) == "number" then
+    assert.is_true(same_number(expected, got),
+      ("%s: sent %s (%s), got %s (%s)"):format(what, expected, math.type(expected),
+        tostring(got), math.type(got)))
+  elseif type(expected) == "table" then
+    assert.equal("table", type(got), what)
+    local n = 0
+    for k, v in pairs(expected) do
+      assert_same_value(v, got[k], what .. "." .. tostring(k))
+      n = n + 1
+    end
+    for _ in pairs(got) do n = n - 1 end
+    assert.equal(0, n, what .. ": extra keys")
+  else
+    assert.equal(expected, got, what)
+  end
+end
+
+describe("round trips through our own server", function()
+  local srv, reported, told
+  local function serve(opts)
+    reported = {}
+    opts.on_error = function(e) reported[#reported + 1] = e end
+    srv = jsonrpc.listen(opts)
+    srv.echo = function(...) return { ... } end
+    srv.echo1 = function(x) return x end
+    srv.tell = function(x) told = x end
+  end
+  after_each(function() srv:close() end)
+
+  local function client(opts)
+    opts = opts or {}
+    opts.timeout = 10
+    local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port), opts)
+    c:ws_connect()
+    return c
+  end
+
+  it("keeps every value exactly, as params, results, notifications and in batches", function()
+    serve {}
+    local c = client()
+    -- a handler result nested 997 levels deep is 998 with the reply around it
+    for name, v in pairs(round_trip_values(997)) do
+      assert_same_value(v, c.echo1(v), name .. " (proxy)")
+      assert_same_value({ v }, c.echo(v), name .. " (echo)")
+      assert_same_value(v, c:call("echo", { v })[1], name .. " (call)")
+      assert_same_value(v, c.echo1 { k = v }.k, name .. " (named)")
+      local r = c:batch(function(b) b.echo1(v) b:call("echo", { 1, v }) end)
+      assert_same_value(v, r[1].result, name .. " (batch)")
+      assert_same_value(v, r[2].result[2], name .. " (batch call)")
+    end
+    c:notify("tell", math.maxinteger)
+    wait_for(function() return told end)
+    assert.is_true(same_number(math.maxinteger, told))
+    assert.same({}, reported)
+    c:close()
+  end)
+
+  it("keeps integers in errors: codes and data", function()
+    serve {}
+    srv.fail = function(n) error(jsonrpc.ProtocolError(-32099, "custom", { n = n, f = 0.1 })) end
+    local c = client()
+    local ok, err = pcall(c.fail, math.mininteger)
+    assert.is_false(ok)
+    assert.is_true(same_number(-32099, err.code))
+    assert.is_true(same_number(math.mininteger, err.data.n))
+    assert.is_true(same_number(0.1, err.data.f))
+    c:close()
+  end)
+
+  it("answers nesting past the limit with -32700, and serves on", function()
+    serve {}
+    local heard = {}
+    local c = client { on_error = function(e) heard[#heard + 1] = e end }
+    c:notify("echo1", nested(999)) -- 1,001 levels with the message around it
+    wait_for(function() return #heard > 0 end)
+    assert.equal(-32700, heard[1].code) -- the server could not read it: an id-null error
+    assert.matches("Parse error", heard[1].message)
+    assert.equal(-32700, reported[1].code)
+    assert.matches("nested deeper than 1000 levels", reported[1].message)
+    assert.equal(3, c.echo1(3))
+    c:close()
+  end)
+
+  it("does the same with lua-cjson plugged in on both ends, where cjson can", function()
+    local cjson = require("cjson").new()
+    serve { json = cjson }
+    local c = client { json = cjson }
+    -- Debian's cjson (mpx 2.1.0) writes 14 significant digits and reads
+    -- every number as a float: what survives is what 14 digits hold.
+    local r = c.echo1 { 1, 2.5, ESCAPES, { a = { b = true } }, null }
+    assert.same({ 1, 2.5, ESCAPES, { a = { b = true } }, null }, r)
+    assert.equal(1000 - 3, depth_of(c.echo1(nested(1000 - 3))))
+    c:close()
+  end)
+end)
+
+describe("round trips through the Python peer", function()
+  local s
+  before_each(function() s = helper.connected(nil, { timeout = 10 }) end)
+  after_each(function() s:close() end)
+
+  it("keeps every value exactly, both ways", function()
+    -- Python's json recurses: 500 levels stay clear of its limit
+    for name, v in pairs(round_trip_values(500)) do
+      assert_same_value({ v, 1 }, s.echo(v, 1), name)
+      assert_same_value({ 1, v }, s:call("echo", { 1, v }), name .. " (call)")
+      assert_same_value({ k = v }, s.echo { k = v }, name .. " (named)")
+    end
+  end)
+
+  it("sends one spelling of a number whichever path writes it", function()
+    s.echo(0.1, { 0.1 }, math.maxinteger, { math.maxinteger }, -0.0, { -0.0 })
+    local got = s.received()
+    assert.equal('[0.1,[0.1],9223372036854775807,[9223372036854775807],-0.0,[-0.0]]',
+      got[#got].data:match('"params":(%b[])'))
+  end)
+
+  it("reports each invalid message the peer sends to on_error, and stays connected", function()
+    local reported = {}
+    s:on("error", function(e) reported[#reported + 1] = e end)
+    local invalid = { '{"jsonrpc":"2.0","id":1,"result":1,}', '{"jsonrpc":"2.0","id":1 "result":1}',
+      '{"jsonrpc":"2.0","id":1,"result":-2.}', '{"jsonrpc":"2.0","id":1,"result":2.e3}',
+      '{"jsonrpc":"2.0","id":1,"result":-.123}', '{"jsonrpc":"2.0","id":1,"result":"a\nb"}',
+      '{"jsonrpc":"2.0","id":1,"result":1}\0', '[{"jsonrpc":"2.0","id":1,"result":1},]',
+      '{"jsonrpc":"2.0","method":"x","params":[1,]}', '[1,]' }
+    for _, text in ipairs(invalid) do s.send_raw(text) end
+    wait_for(function() return #reported >= #invalid end)
+    for i, err in ipairs(reported) do
+      assert.equal(-32700, err.code, invalid[i])
+      assert.matches("not JSON: invalid JSON", err.message)
+    end
+    assert.equal(3, s.add(1, 2))
+  end)
+end)
+
+describe("parse errors at our server", function()
+  local srv
+  before_each(function()
+    srv = jsonrpc.listen { on_error = function() end }
+    srv.echo1 = function(x) return x end
+  end)
+  after_each(function() srv:close() end)
+
+  it("are answered with -32700 and id null, in valid text frames, and the connection stays", function()
+    local url = ("ws://127.0.0.1:%d/"):format(srv.port)
+    -- a binary frame whose string is not UTF-8 (the server must not echo it
+    -- in a text frame), then the issue's invalid texts, then a good call
+    local job = sh.pyclient(url, "--expect", "9",
+      "--binary-hex", "7b226a736f6e727063223a22322e30222c226964223a312c226d6574686f64223a226563686f31222c22706172616d73223a5b22ff225d7d",
+      "--binary-hex", "3100", -- 1 then NUL
+      "--", "[1,]", "-2.", "2.e3", "-.123", '["a\nb"]', '{"jsonrpc":"2.0","id":5,"method":"echo1","params":[1],}',
+      '{"jsonrpc":"2.0","id":7,"method":"echo1","params":[0.1]}')
+    local out = job.wait(30)
+    local got = sh.received(out)
+    assert.equal(9, #got, out)
+    assert.is_nil(out:find("CLOSED", 1, true), out)
+    for i = 1, 8 do
+      assert.equal('{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}',
+        got[i].text)
+    end
+    assert.equal('{"jsonrpc":"2.0","id":7,"result":0.1}', got[9].text)
+  end)
+end)
+
+describe("named_params = false", function()
+  it("sends a single table argument as one positional value, on every call", function()
+    local s = helper.connected(nil, { named_params = false })
+    assert.same({ { a = 1 } }, s.echo { a = 1 })
+    s:notify("log", { b = 2 })
+    s:batch(function(b) b.echo { c = 3 } end)
+    local got = s.received()
+    assert.equal('[{"a":1}]', got[#got - 2].data:match('"params":(%b[])'))
+    assert.equal('[{"b":2}]', got[#got - 1].data:match('"params":(%b[])'))
+    assert.matches('"params":%[{"c":3}%]', got[#got].data)
+    assert.same({ 1, 2 }, s.echo(1, 2))
+    s:close()
+    local named = helper.connected()
+    assert.same({ a = 1 }, named.echo { a = 1 })
+    named:close()
+    assert.has_error(function() jsonrpc.Server("ws://127.0.0.1:1/", { named_params = "no" }) end,
+      "option 'named_params' must be a boolean")
+  end)
+end)
