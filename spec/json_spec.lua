@@ -103,7 +103,8 @@ describe("the built-in codec", function()
       "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "tru", "nul", "[1 2]", '{"a" 1}',
       "{a:1}", "'a'", '"a\nb"', '"a\tb"', '"\1"', "1\0", '"a"\0', "[1]x", "", " ", "[", "{",
       '"abc', '"\\x"', '"\\u12"', '"\\uXYZW"', '"\xff"', '"\xc0\x80"', '"\xed\xa0\x80"',
-      '"\xf4\x90\x80\x80"', '"\xe2\x82"', "[1]]", "{}}", '{"a":}', "[,1]", "[1,,2]" }
+      '"\xf4\x90\x80\x80"', '"\xe2\x82"', "[1]]", "{}}", '{"a":}', "[,1]", "[1,,2]",
+      "1e400", "-1e400", "[" .. ("9"):rep(400) .. "]" }
     for _, text in ipairs(invalid) do
       local v, err = decode(text)
       assert.is_nil(v, ("%q"):format(text))
@@ -130,6 +131,8 @@ describe("the built-in codec", function()
     assert.is_true(same_number(-0.0, decode("-0.0")))
     assert.is_true(same_number(0, decode("-0")))
     assert.is_true(same_number(100.0, decode("1E2")))
+    assert.is_true(same_number(0.0, decode("1e-400"))) -- the nearest double
+    assert.equal("invalid JSON: number out of range at byte 2 ('1')", select(2, decode("[1e400]")))
   end)
 
   it("decodes nesting up to 1,000 levels; deeper is a clear error, not a crash", function()

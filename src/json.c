@@ -434,27 +434,41 @@ static const char *digits(const char *p, const char *end)
 
 /* A number the grammar has checked, too big for an integer or with a
  * fraction or exponent: strtod on a NUL-terminated copy, its '.' made
- * the locale's decimal point. */
-static void push_double(jr_decoder *d, const char *from, size_t n)
+ * the locale's decimal point. Past the largest double it is an error
+ * (infinity is no JSON value); below the smallest it is 0, the nearest.
+ * A check (jr_json_skip) reads only what might be that large. */
+static int push_double(jr_decoder *d, const char *from, size_t n,
+		       int maybe_huge)
 {
 	char small[64], *copy = small, *dot;
+	double x;
 
-	if (!d->L)
-		return;
-	if (n >= sizeof small)
+	if (!d->L && !maybe_huge)
+		return 1;
+	if (n >= sizeof small && d->L)
 		copy = scratch_reserve(d->L, d->scratch, n + 1);
-
+	else if (n >= sizeof small && !(copy = malloc(n + 1))) /* a check */
+		return fail(d, "out of memory");
 	memcpy(copy, from, n);
 	copy[n] = 0;
 	if ((dot = memchr(copy, '.', n)))
 		*dot = lua_getlocaledecpoint();
-	lua_pushnumber(d->L, (lua_Number)strtod(copy, NULL));
+	x = strtod(copy, NULL);
+	if (!d->L && copy != small)
+		free(copy);
+	if (isinf(x)) {
+		d->p = from;
+		return fail(d, "number out of range");
+	}
+	if (d->L)
+		lua_pushnumber(d->L, (lua_Number)x);
+	return 1;
 }
 
 static int decode_number(jr_decoder *d)
 {
 	const char *p = d->p, *end = d->end, *from = p;
-	int negative = 0, is_integer = 1;
+	int negative = 0, is_integer = 1, exponent = 0;
 	unsigned long long v = 0, limit = (unsigned long long)LUA_MAXINTEGER;
 
 	if (*p == '-') {
@@ -495,14 +509,14 @@ static int decode_number(jr_decoder *d)
 			return fail(d, "bad number: no digit in exponent");
 		}
 		is_integer = 0;
+		exponent = 1;
 	}
 	d->p = p;
-	if (!d->L)
-		return 1;
-	if (is_integer)
+	if (!is_integer)
+		return push_double(d, from, (size_t)(p - from),
+				   exponent || p - from > DBL_MAX_10_EXP);
+	if (d->L)
 		lua_pushinteger(d->L, negative ? (lua_Integer)(0 - v) : (lua_Integer)v);
-	else
-		push_double(d, from, (size_t)(p - from));
 	return 1;
 }
 
