@@ -8,6 +8,7 @@
 #   make fuzz       libFuzzer on inbound messages for FUZZ_TIME s, then on the
 #                   JSON codec for FUZZ_JSON_TIME s (fuzz/)
 #   make bench      benchmarks (see bench/)
+#   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make install    luarocks make (what users run)
 
 LUA      ?= lua5.4
@@ -35,7 +36,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench install clean
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench install clean conformance
 
 all: build/$(MODULE)
 
@@ -95,6 +96,14 @@ demo: deps build/$(MODULE)
 
 bench: build/$(MODULE)
 	$(MAKE) -C bench
+
+# Every document of a JSONTestSuite checkout (github.com/nst/JSONTestSuite,
+# not part of this repo) through our server's inbound path; counts of valid
+# accepted, invalid rejected, implementation-defined either way.
+# CODEC=cjson: the same with lua-cjson plugged in.
+JSON_TEST_SUITE ?= ../JSONTestSuite
+conformance: build/$(MODULE)
+	$(LUA) bench/json_conformance.lua $(JSON_TEST_SUITE)
 
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
