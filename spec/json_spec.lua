@@ -85,6 +85,33 @@ describe("the built-in codec", function()
     end
   end)
 
+  it("reads numbers as strtod does and writes floats as the shortest printf text", function()
+    -- the reference: the fewest of 15, 16, 17 digits (any for a subnormal)
+    -- that read back, then ".0" when the text would read as an integer
+    local function shortest(x)
+      local s
+      for p = math.abs(x) < 2.2250738585072014e-308 and 1 or 15, 17 do
+        s = ("%." .. p .. "g"):format(x)
+        if tonumber(s) == x then break end
+      end
+      return s:find("[^%d%-]") and s or s .. ".0"
+    end
+    for i = 1, 20000 do
+      local x = math.random(-10 ^ 15, 10 ^ 15) / 10.0 ^ math.random(0, 18)
+      if i % 2 == 0 then
+        x = string.unpack("d", string.pack("i8", math.random(math.mininteger, math.maxinteger)))
+      end
+      if x == x and math.abs(x) ~= math.huge then
+        assert.equal(shortest(x), encode(x))
+        local text = ("%.17g"):format(x)
+        if text:find("^%-?%d+$") then text = text .. ".0" end
+        assert.is_true(same_number(tonumber(text), decode(text)), text)
+        text = ("%de%d"):format(math.random(-10 ^ 16, 10 ^ 16), math.random(-40, 40))
+        assert.is_true(same_number(tonumber(text) + 0.0, decode(text)), text)
+      end
+    end
+  end)
+
   it("decodes every escape, surrogate pairs, and lone surrogates as U+FFFD", function()
     assert.equal('"\\/\b\f\n\r\t', decode('"\\"\\\\\\/\\b\\f\\n\\r\\t"'))
     assert.equal("a\0b", decode('"a\\u0000b"'))

@@ -79,6 +79,15 @@ static void scratch_trim(jr_scratch *s)
 	}
 }
 
+/* Exact powers of ten: with a decimal mantissa below 2^53, one multiply
+ * or divide by one of these is correctly rounded (Clinger's fast path),
+ * as strtod would round, and much faster. */
+static const double powers_of_ten[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+#define JR_2_53 9007199254740992ull
+
 /* ---- UTF-8 ---------------------------------------------------------- */
 
 /* The length of the valid UTF-8 sequence (2 to 4 bytes) that starts at
@@ -237,13 +246,61 @@ static int float_text(char *buf, int prec, double x)
  * try every precision. Then the locale's decimal point becomes '.', and
  * a text that reads as an integer gets ".0" (2.0 stays a float).
  */
+/*
+ * The common float, a short decimal such as 0.25 or 1234.5 in the range
+ * where "%.15g" writes no exponent, without printf: the smallest k that
+ * makes x * 10^k a whole number m below 10^15, when m / 10^k (one
+ * correctly rounded division, as strtod would read it) is x again. A text
+ * of 15 digits or fewer that reads back is the only one (see below), so
+ * this is the same text. NULL when x is not such a float.
+ */
+static char *write_short_float(char *p, double x)
+{
+	double a = fabs(x), y;
+	unsigned long long m;
+	char digits[24];
+	int k, n = 0;
+
+	if (!(a >= 1e-4 && a < 1e15))
+		return NULL;
+	for (k = 0; k <= 15; k++) {
+		y = a * powers_of_ten[k];
+		if (y >= 1e15)
+			return NULL;
+		if (y == floor(y))
+			break;
+	}
+	if (k > 15 || (double)(m = (unsigned long long)y) / powers_of_ten[k] != a)
+		return NULL;
+	do {
+		digits[n++] = (char)('0' + m % 10);
+		m /= 10;
+	} while (m || n <= k); /* at least one digit before the point */
+	if (signbit(x))
+		*p++ = '-';
+	while (n--) {
+		if (n == k - 1)
+			*p++ = '.';
+		*p++ = digits[n];
+	}
+	if (!k) {
+		*p++ = '.';
+		*p++ = '0';
+	}
+	while (p[-1] == '0' && p[-2] != '.') /* 0.50: a rounding's zero */
+		p--;
+	return p;
+}
+
 char *jr_json_write_float(char *p, double x)
 {
-	char buf[JR_NUMBER_MAX];
+	char buf[JR_NUMBER_MAX], *q;
 	char point = lua_getlocaledecpoint();
 	int prec = fabs(x) < DBL_MIN ? 1 : 15, integral = 1;
 	size_t i, n;
 
+	if ((q = write_short_float(p, x)))
+		return q;
 	while (prec < 17 && !float_text(buf, prec, x))
 		prec++;
 	if (prec == 17)
@@ -425,13 +482,6 @@ static int decode_string(jr_decoder *d)
 	}
 }
 
-static const char *digits(const char *p, const char *end)
-{
-	while (p < end && *p >= '0' && *p <= '9')
-		p++;
-	return p;
-}
-
 /* A number the grammar has checked, too big for an integer or with a
  * fraction or exponent: strtod on a NUL-terminated copy, its '.' made
  * the locale's decimal point. Past the largest double it is an error
@@ -465,11 +515,32 @@ static int push_double(jr_decoder *d, const char *from, size_t n,
 	return 1;
 }
 
+
+/* The digits at p: their value (while below 2^53; else *exact is
+ * cleared), their count in *n. Returns their end. */
+static const char *mantissa_digits(const char *p, const char *end,
+				   unsigned long long *m, int *n, int *exact)
+{
+	const char *from = p;
+
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (*m < (JR_2_53 - 9) / 10)
+			*m = *m * 10 + (unsigned)(*p - '0');
+		else
+			*exact = 0;
+	}
+	*n = (int)(p - from);
+	return p;
+}
+
 static int decode_number(jr_decoder *d)
 {
 	const char *p = d->p, *end = d->end, *from = p;
-	int negative = 0, is_integer = 1, exponent = 0;
+	int negative = 0, is_integer = 1, exponent = 0, exact = 1, nfrac = 0;
+	int e = 0, n;
 	unsigned long long v = 0, limit = (unsigned long long)LUA_MAXINTEGER;
+	unsigned long long m = 0; /* the decimal mantissa, for the fast path */
+	double x;
 
 	if (*p == '-') {
 		negative = 1;
@@ -490,9 +561,11 @@ static int decode_number(jr_decoder *d)
 		d->p = p;
 		return fail(d, "bad number");
 	}
+	m = v;
+	exact = is_integer && v <= JR_2_53;
 	if (p < end && *p == '.') {
 		const char *frac = ++p;
-		if ((p = digits(p, end)) == frac) {
+		if ((p = mantissa_digits(p, end, &m, &nfrac, &exact)) == frac) {
 			d->p = p;
 			return fail(d, "bad number: no digit after '.'");
 		}
@@ -500,24 +573,38 @@ static int decode_number(jr_decoder *d)
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		const char *exp;
+		int exp_negative = 0;
 		p++;
 		if (p < end && (*p == '+' || *p == '-'))
-			p++;
+			exp_negative = *p++ == '-';
 		exp = p;
-		if ((p = digits(p, end)) == exp) {
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			if (e < 10000)
+				e = e * 10 + (*p - '0');
+		if (p == exp) {
 			d->p = p;
 			return fail(d, "bad number: no digit in exponent");
 		}
+		if (exp_negative)
+			e = -e;
 		is_integer = 0;
 		exponent = 1;
 	}
 	d->p = p;
-	if (!is_integer)
-		return push_double(d, from, (size_t)(p - from),
-				   exponent || p - from > DBL_MAX_10_EXP);
-	if (d->L)
-		lua_pushinteger(d->L, negative ? (lua_Integer)(0 - v) : (lua_Integer)v);
-	return 1;
+	if (is_integer) {
+		if (d->L)
+			lua_pushinteger(d->L, negative ? (lua_Integer)(0 - v) : (lua_Integer)v);
+		return 1;
+	}
+	n = e - nfrac; /* the value is m * 10^n */
+	if (exact && n >= -22 && n <= 22) {
+		x = n < 0 ? (double)m / powers_of_ten[-n] : (double)m * powers_of_ten[n];
+		if (d->L)
+			lua_pushnumber(d->L, (lua_Number)(negative ? -x : x));
+		return 1;
+	}
+	return push_double(d, from, (size_t)(p - from),
+			   exponent || p - from > DBL_MAX_10_EXP);
 }
 
 static int literal(jr_decoder *d, const char *word, size_t n)
@@ -547,8 +634,8 @@ static int decode_array(jr_decoder *d)
 
 	if (!enter(d))
 		return 0;
-	if (d->L)
-		lua_newtable(d->L);
+	if (d->L) /* room for a few items: fewer rehashes as it fills */
+		lua_createtable(d->L, 4, 0);
 	if (d->p < d->end && *d->p == ']') {
 		d->p++;
 		d->depth--;
@@ -584,7 +671,7 @@ static int decode_object(jr_decoder *d)
 	if (!enter(d))
 		return 0;
 	if (d->L)
-		lua_newtable(d->L);
+		lua_createtable(d->L, 0, 4);
 	if (d->p < d->end && *d->p == '}') {
 		d->p++;
 		d->depth--;
