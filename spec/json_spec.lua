@@ -346,6 +346,32 @@ describe("round trips through the Python peer", function()
     end
   end)
 
+  it("keeps what cjson can hold with lua-cjson plugged in", function()
+    local cjson = require("cjson").new()
+    local c = helper.connected(nil, { timeout = 10, json = cjson })
+    -- Debian's cjson (mpx 2.1.0): 14 significant digits, every number a float
+    local v = { 1, -2, 2 ^ 40, 0.1, 1e300, 1.5e-7, ESCAPES, { a = { b = true } }, null }
+    assert.same({ v, 1 }, c.echo(v, 1))
+    assert.same({ k = v }, c.echo { k = v })
+    assert.equal(500, depth_of(c.echo(nested(500), 1)[1]))
+    c:close()
+  end)
+
+  it("needs no lua-cjson at all", function()
+    local ok, out = helper.run_lua(([[
+      package.preload.cjson = function() error("no cjson here") end
+      package.preload["cjson.safe"] = package.preload.cjson
+      local jsonrpc = require "jsonrpc_websocket"
+      local s = jsonrpc.Server(%q)
+      s:ws_connect()
+      local r = s.echo(math.maxinteger, 0.1, { a = { 1 } })
+      print(math.type(r[1]), r[1], r[2], r[3].a[1], package.loaded.cjson)
+      s:close()
+    ]]):format(helper.peer().url()))
+    assert.is_true(ok, out)
+    assert.equal("integer\t9223372036854775807\t0.1\t1\tnil\n", out)
+  end)
+
   it("sends one spelling of a number whichever path writes it", function()
     s.echo(0.1, { 0.1 }, math.maxinteger, { math.maxinteger }, -0.0, { -0.0 })
     local got = s.received()

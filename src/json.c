@@ -607,11 +607,17 @@ static int decode_number(jr_decoder *d)
 			   exponent || p - from > DBL_MAX_10_EXP);
 }
 
-static int literal(jr_decoder *d, const char *word, size_t n)
+/* true, false or null at d->p: pushes the boolean value, or for -1
+ * null (the light userdata NULL). */
+static int literal(jr_decoder *d, const char *word, size_t n, int value)
 {
 	if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n))
 		return fail(d, "unexpected character");
 	d->p += n;
+	if (d->L && value < 0)
+		lua_pushlightuserdata(d->L, NULL);
+	else if (d->L)
+		lua_pushboolean(d->L, value);
 	return 1;
 }
 
@@ -628,9 +634,30 @@ static int enter(jr_decoder *d)
 	return 1;
 }
 
+/* After an item of an array or object: 1 past a ',' (another follows),
+ * 0 past the closing bracket (the container is done), -1 when neither
+ * follows. */
+static int next_item(jr_decoder *d, char close, const char *expected)
+{
+	skip_space(d);
+	if (d->p < d->end && *d->p == ',') {
+		d->p++;
+		skip_space(d);
+		return 1;
+	}
+	if (d->p < d->end && *d->p == close) {
+		d->p++;
+		d->depth--;
+		return 0;
+	}
+	fail(d, expected);
+	return -1;
+}
+
 static int decode_array(jr_decoder *d)
 {
 	lua_Integer n = 0;
+	int more;
 
 	if (!enter(d))
 		return 0;
@@ -651,23 +678,15 @@ static int decode_array(jr_decoder *d)
 			return 0;
 		if (d->L)
 			lua_rawseti(d->L, -2, ++n);
-		skip_space(d);
-		if (d->p < d->end && *d->p == ',') {
-			d->p++;
-			skip_space(d);
-			continue;
-		}
-		if (d->p < d->end && *d->p == ']')
-			break;
-		return fail(d, "expected ',' or ']'");
+		if ((more = next_item(d, ']', "expected ',' or ']'")) <= 0)
+			return more == 0;
 	}
-	d->p++;
-	d->depth--;
-	return 1;
 }
 
 static int decode_object(jr_decoder *d)
 {
+	int more;
+
 	if (!enter(d))
 		return 0;
 	if (d->L)
@@ -691,19 +710,9 @@ static int decode_object(jr_decoder *d)
 			return 0;
 		if (d->L) /* a repeated key: the last one wins */
 			lua_rawset(d->L, -3);
-		skip_space(d);
-		if (d->p < d->end && *d->p == ',') {
-			d->p++;
-			skip_space(d);
-			continue;
-		}
-		if (d->p < d->end && *d->p == '}')
-			break;
-		return fail(d, "expected ',' or '}'");
+		if ((more = next_item(d, '}', "expected ',' or '}'")) <= 0)
+			return more == 0;
 	}
-	d->p++;
-	d->depth--;
-	return 1;
 }
 
 /* d->p at the value (space skipped): pushes it. */
@@ -719,23 +728,11 @@ static int decode_value(jr_decoder *d)
 	case '[':
 		return decode_array(d);
 	case 't':
-		if (!literal(d, "true", 4))
-			return 0;
-		if (d->L)
-			lua_pushboolean(d->L, 1);
-		return 1;
+		return literal(d, "true", 4, 1);
 	case 'f':
-		if (!literal(d, "false", 5))
-			return 0;
-		if (d->L)
-			lua_pushboolean(d->L, 0);
-		return 1;
+		return literal(d, "false", 5, 0);
 	case 'n':
-		if (!literal(d, "null", 4))
-			return 0;
-		if (d->L)
-			lua_pushlightuserdata(d->L, NULL);
-		return 1;
+		return literal(d, "null", 4, -1);
 	default:
 		if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9'))
 			return decode_number(d);
@@ -833,8 +830,11 @@ static void put_char(jr_encoder *e, char c)
 	e->len++;
 }
 
-static void encode_string(jr_encoder *e, const char *s, size_t n)
+/* The string at idx. */
+static void encode_string(jr_encoder *e, int idx)
 {
+	size_t n;
+	const char *s = lua_tolstring(e->L, idx, &n);
 	/* a long string is measured first: 6 bytes a byte would be a lot */
 	size_t bad, size = n > 256 ? jr_json_string_size(s, n) : 0;
 	char *start = reserve(e, size ? size : 6 * n + 2), *end;
@@ -909,13 +909,10 @@ static int array_length(jr_encoder *e, int idx, lua_Integer *n)
 static void encode_key(jr_encoder *e, int idx)
 {
 	lua_State *L = e->L;
-	size_t n;
-	const char *s;
 
 	switch (lua_type(L, idx)) {
 	case LUA_TSTRING:
-		s = lua_tolstring(L, idx, &n);
-		encode_string(e, s, n);
+		encode_string(e, idx);
 		break;
 	case LUA_TNUMBER:
 		put_char(e, '"');
@@ -982,8 +979,6 @@ static void encode_table(jr_encoder *e, int idx)
 static void encode_value(jr_encoder *e, int idx)
 {
 	lua_State *L = e->L;
-	size_t n;
-	const char *s;
 
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
@@ -999,8 +994,7 @@ static void encode_value(jr_encoder *e, int idx)
 		encode_number(e, idx);
 		break;
 	case LUA_TSTRING:
-		s = lua_tolstring(L, idx, &n);
-		encode_string(e, s, n);
+		encode_string(e, idx);
 		break;
 	case LUA_TTABLE:
 		encode_table(e, idx);
