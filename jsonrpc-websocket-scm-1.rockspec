@@ -17,7 +17,6 @@ description = {
 }
 dependencies = {
   "lua >= 5.4",
-  "lua-cjson",
 }
 external_dependencies = {
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
