@@ -293,6 +293,21 @@ describe("round trips through our own server", function()
     c:close()
   end)
 
+  it("keeps integers in notify_all and in calls from the server to the client", function()
+    serve {}
+    local c = client()
+    local got
+    c.tick = function(...) got = table.pack(...) end
+    c.back = function(x) return { x, x + 1 } end
+    assert.equal(1, c.echo1(1)) -- connected and known to the server
+    local peer = srv:peers()[1]
+    srv:notify_all("tick", math.maxinteger, { 1, { 2 } }, 0.1)
+    wait_for(function() return got end)
+    assert_same_value({ n = 3, math.maxinteger, { 1, { 2 } }, 0.1 }, got, "notify_all")
+    assert_same_value({ 1 << 62, (1 << 62) + 1 }, peer.back(1 << 62), "server to client")
+    c:close()
+  end)
+
   it("keeps integers in errors: codes and data", function()
     serve {}
     srv.fail = function(n) error(jsonrpc.ProtocolError(-32099, "custom", { n = n, f = 0.1 })) end
