@@ -125,6 +125,24 @@ describe("the built-in codec", function()
     assert.equal('"\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\127"', encode('"\\/\b\f\n\r\t\0\1\31\127'))
   end)
 
+  it("finds every byte that needs care at any offset in a long string", function()
+    for _, c in ipairs { '"', "\\", "\n", "\0", "\31", "\127", "é", "\u{10FFFF}" } do
+      for at = 0, 24 do
+        local text = ("a"):rep(at) .. c .. ("b"):rep(24 - at)
+        local json = encode(text)
+        assert.equal(text, decode(json))
+        assert.is_nil(json:find("[%z\1-\31]"))
+        if c:byte() < 32 then -- raw, it is refused
+          assert.is_nil(decode('"' .. text .. '"'))
+        end
+      end
+    end
+    for at = 0, 24 do
+      assert.is_nil(decode('"' .. ("a"):rep(at) .. "\xff" .. ("b"):rep(24 - at) .. '"'))
+      assert.has_error(function() encode(("a"):rep(at) .. "\xc3") end)
+    end
+  end)
+
   it("rejects what RFC 8259 does not allow, naming where", function()
     local invalid = { "1,", "[1,]", '{"a":1,}', "-2.", "2.e3", "-.123", ".5", "01", "-01", "+1",
       "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "tru", "nul", "[1 2]", '{"a" 1}',

@@ -155,8 +155,30 @@ static const char escapes[256] = {
 	[0x80 ... 0xff] = 'U',
 };
 
+/* How many of the n bytes at s are plain (printable ASCII, not '"' or
+ * '\\'), eight at a time; the last few the caller's table finds. */
+#define JR_ONES 0x0101010101010101ull
+#define JR_HIGHS 0x8080808080808080ull
+static size_t plain_words(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	unsigned long long w, q, b;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		q = w ^ (JR_ONES * '"');
+		b = w ^ (JR_ONES * '\\');
+		/* a byte >= 0x80, < 0x20, or a zero byte in q or b */
+		if ((w | ((w - JR_ONES * 0x20) & ~w) | ((q - JR_ONES) & ~q)
+		     | ((b - JR_ONES) & ~b)) & JR_HIGHS)
+			break;
+	}
+	return i;
+}
+
 static size_t plain_run(const unsigned char *s, size_t i, size_t len)
 {
+	i += plain_words(s + i, len - i);
 	while (i < len && !escapes[s[i]])
 		i++;
 	return i;
@@ -434,6 +456,7 @@ static int decode_string(jr_decoder *d)
 	size_t seq;
 
 	for (;;) {
+		s += plain_words(s, (size_t)(end - s));
 		while (s < end && !string_class[*s])
 			s++;
 		if (s >= end) {
