@@ -9,6 +9,7 @@
 #                   JSON codec for FUZZ_JSON_TIME s (fuzz/)
 #   make bench      benchmarks (see bench/)
 #   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
+#   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
 
 LUA      ?= lua5.4
@@ -36,7 +37,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench install clean conformance
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean conformance
 
 all: build/$(MODULE)
 
@@ -104,6 +105,10 @@ bench: build/$(MODULE)
 JSON_TEST_SUITE ?= ../JSONTestSuite
 conformance: build/$(MODULE)
 	$(LUA) bench/json_conformance.lua $(JSON_TEST_SUITE)
+
+# Figures of issue 10, written to bench/out/soak.txt (see README "Limits").
+soak: build/$(MODULE)
+	$(FD_ROOM) $(LUA) bench/soak.lua
 
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec

@@ -415,10 +415,11 @@ describe("round trips through the Python peer", function()
   it("reports each invalid message the peer sends to on_error, and stays connected", function()
     local reported = {}
     s:on("error", function(e) reported[#reported + 1] = e end)
-    local invalid = { '{"jsonrpc":"2.0","id":1,"result":1,}', '{"jsonrpc":"2.0","id":1 "result":1}',
-      '{"jsonrpc":"2.0","id":1,"result":-2.}', '{"jsonrpc":"2.0","id":1,"result":2.e3}',
-      '{"jsonrpc":"2.0","id":1,"result":-.123}', '{"jsonrpc":"2.0","id":1,"result":"a\nb"}',
-      '{"jsonrpc":"2.0","id":1,"result":1}\0', '[{"jsonrpc":"2.0","id":1,"result":1},]',
+    -- (ids nobody waits for: an answer to a waiting call would settle it)
+    local invalid = { '{"jsonrpc":"2.0","id":424242,"result":1,}', '{"jsonrpc":"2.0","id":424242 "result":1}',
+      '{"jsonrpc":"2.0","id":424242,"result":-2.}', '{"jsonrpc":"2.0","id":424242,"result":2.e3}',
+      '{"jsonrpc":"2.0","id":424242,"result":-.123}', '{"jsonrpc":"2.0","id":424242,"result":"a\nb"}',
+      '{"jsonrpc":"2.0","id":424242,"result":1}\0', '[{"jsonrpc":"2.0","id":424242,"result":1},]',
       '{"jsonrpc":"2.0","method":"x","params":[1,]}', '[1,]' }
     for _, text in ipairs(invalid) do s.send_raw(text) end
     wait_for(function() return #reported >= #invalid end)

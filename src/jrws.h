@@ -50,7 +50,8 @@ enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
 	JR_EV_MESSAGE, /* one whole inbound message */
 	JR_EV_CLOSED,  /* the connection is gone (or never came up) */
-	JR_EV_ACCEPT   /* a listener accepted it (server side); data: address */
+	JR_EV_ACCEPT,  /* a listener accepted it (server side); data: address */
+	JR_EV_DRAINED  /* its send queue was full and has room again */
 };
 
 struct jr_event {
@@ -120,6 +121,7 @@ void jr_conn_push_new(lua_State *L, jr_conn *c);
 int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len);
 int jr_server_push_accept(lua_State *L, jr_event *e);
+void jr_server_session_ended(void *listener);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
 

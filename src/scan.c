@@ -3,9 +3,10 @@
  * elements of a top-level array without decoding, and read the common
  * success response without a decoder. Used to echo request ids
  * byte for byte (a decoder may turn 12345678901234567890 into a float) and
- * to split batches. Every value is checked with the built-in codec's
- * strict grammar (json.c, jr_json_skip), so what is not JSON is never
- * taken apart here as if it were.
+ * to split batches. Batches and responses are checked with the built-in
+ * codec's strict grammar (json.c, jr_json_skip), so what is not JSON is
+ * never taken apart here as if it were; json_member alone is lenient (see
+ * there).
  */
 #include <string.h>
 
@@ -17,6 +18,114 @@ static const char *skip_ws(const char *p, const char *end)
 		p++;
 	return p;
 }
+
+/* ---- lenient scanning: json_member ---- */
+
+/* p at the opening quote; returns just past the closing one, or NULL.
+ * memchr finds the next quote; it closes the string unless a backslash
+ * came before it (then the search goes on past the escaped byte). */
+static const char *lenient_string(const char *p, const char *end)
+{
+	const char *quote, *backslash;
+
+	p++;
+	while (p < end) {
+		if (!(quote = memchr(p, '"', (size_t)(end - p))))
+			return NULL;
+		if (!(backslash = memchr(p, '\\', (size_t)(quote - p))))
+			return quote + 1;
+		p = backslash + 2; /* past the byte it escapes */
+	}
+	return NULL;
+}
+
+static const char *lenient_container(const char *p, const char *end)
+{
+	size_t depth = 0;
+
+	while (p < end) {
+		switch (*p) {
+		case '"':
+			if (!(p = lenient_string(p, end)))
+				return NULL;
+			continue;
+		case '{': case '[':
+			depth++;
+			break;
+		case '}': case ']':
+			if (--depth == 0)
+				return p + 1;
+			break;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+/* Whether c ends a number, true, false or null. */
+static int ends_scalar(char c)
+{
+	switch (c) {
+	case ',': case ']': case '}': case ' ': case '\t': case '\r': case '\n':
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The end of the value starting at p, or NULL when plainly malformed. */
+static const char *lenient_value(const char *p, const char *end)
+{
+	if (p >= end)
+		return NULL;
+	if (*p == '"')
+		return lenient_string(p, end);
+	if (*p == '{' || *p == '[')
+		return lenient_container(p, end);
+	while (p < end && !ends_scalar(*p))
+		p++;
+	return p;
+}
+
+/* json_member(text, key) -> raw text of the top-level member, or nil.
+ * Lenient: it serves text that decoded already (the exact id to echo,
+ * whether params were [] or {}), and text that did not, to find the id of
+ * an answer whose result cannot be read (dispatch.lua settles its caller
+ * with the parse error); strictness would hide that id. */
+static int l_json_member(lua_State *L)
+{
+	size_t len, klen;
+	const char *text = luaL_checklstring(L, 1, &len);
+	const char *key = luaL_checklstring(L, 2, &klen);
+	const char *end = text + len, *p = skip_ws(text, end), *found = NULL, *fend = NULL;
+
+	if (p >= end || *p != '{')
+		return 0;
+	for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+		const char *k = p + 1, *kend = lenient_string(p, end), *v;
+		if (!kend)
+			return 0;
+		p = skip_ws(kend, end);
+		if (p >= end || *p != ':')
+			return 0;
+		v = skip_ws(p + 1, end);
+		if (!(p = lenient_value(v, end)))
+			return 0;
+		if ((size_t)(kend - 1 - k) == klen && !memcmp(k, key, klen)) {
+			found = v; /* the last one wins, as when decoding */
+			fend = p;
+		}
+		p = skip_ws(p, end);
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+	}
+	if (!found)
+		return 0;
+	lua_pushlstring(L, found, (size_t)(fend - found));
+	return 1;
+}
+
+/* ---- strict scanning: json_elements and the responses pop() reads ---- */
 
 /* The end of the value at p, or NULL when it is not valid JSON (checked
  * as strictly as the built-in codec decodes, json.c). */
@@ -55,44 +164,15 @@ static const char *member_value(const char *p, const char *end,
 	return skip_ws(p + 1, end);
 }
 
-/* json_member(text, key) -> raw text of the top-level member, or nil
- * (also when the text is not a valid JSON object). */
-static int l_json_member(lua_State *L)
-{
-	size_t len, klen, want;
-	const char *text = luaL_checklstring(L, 1, &len);
-	const char *key = luaL_checklstring(L, 2, &want);
-	const char *end = text + len, *p = skip_ws(text, end), *found = NULL, *fend = NULL;
-	const char *k, *v;
-	int more = 1;
-
-	if (p >= end || *p != '{')
-		return 0;
-	p = skip_ws(p + 1, end);
-	if (p < end && *p == '}')
-		more = 0;
-	while (more) {
-		if (!(v = member_value(p, end, &k, &klen)) || !(p = skip_value(v, end)))
-			return 0;
-		if (klen == want && !memcmp(k, key, klen)) {
-			found = v; /* the last one wins, as when decoding */
-			fend = p;
-		}
-		if (!(p = next_item(p, end, '}', &more)))
-			return 0;
-	}
-	if (!found || skip_ws(p + 1, end) != end)
-		return 0;
-	lua_pushlstring(L, found, (size_t)(fend - found));
-	return 1;
-}
-
-/* json_elements(text) -> { raw element, ... } for a top-level array, or
- * nil when the text is not a valid JSON array. */
+/* json_elements(text [, max]) -> { raw element, ... } for a top-level
+ * array, or nil when the text is not a valid JSON array; false when it
+ * has more than max elements (a batch too long: refused before its
+ * elements cost anything). */
 static int l_json_elements(lua_State *L)
 {
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
+	lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
 	const char *end = text + len, *p = skip_ws(text, end), *v;
 	lua_Integer n = 0;
 	int more = 1;
@@ -106,6 +186,10 @@ static int l_json_elements(lua_State *L)
 	while (more) {
 		if (!(p = skip_value(v = p, end)))
 			return 0;
+		if (n >= max) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
 		lua_pushlstring(L, v, (size_t)(p - v));
 		lua_rawseti(L, -2, ++n);
 		if (!(p = next_item(p, end, ']', &more)))

@@ -59,6 +59,8 @@ typedef struct jr_server {
 	int listen_fd;      /* the vhost's listening socket, or -1 */
 	int has_hook;       /* uservalue 2 holds the authorize function */
 	size_t max_message;
+	lua_Integer max_sessions; /* max_connections: more get 503; 0: any */
+	lua_Integer sessions;     /* accepted and not yet destroyed */
 	char *path;         /* only this request path upgrades; NULL: any */
 	char *names[JR_MAX_PROTOCOLS];
 	struct lws *hook_wsi; /* the request the hook is looking at */
@@ -226,7 +228,7 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 		return 0;
 	if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
 		path[0] = '\0';
-	if (s->closed)
+	if (s->closed || (s->max_sessions && s->sessions >= s->max_sessions))
 		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
 	else if (s->path && strcmp(path, s->path))
 		status = HTTP_STATUS_NOT_FOUND;
@@ -254,6 +256,7 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 			     ? p->name : NULL);
 	if (!c)
 		return -1;
+	s->sessions++; /* until jr_server_session_ended */
 	if (!lws_get_peer_simple(wsi, addr, sizeof addr))
 		strcpy(addr, "?");
 	len = strlen(addr);
@@ -265,6 +268,14 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 		return -1;
 	}
 	return 0;
+}
+
+/* An accepted session's wsi is gone (conn.c, WSI_DESTROY): lws frees the
+ * vhost, and with it s, only after its last session. */
+void jr_server_session_ended(void *listener)
+{
+	jr_server *s = listener;
+	s->sessions--;
 }
 
 /* lws is about to free the vhost: nothing of ours is referenced after */
@@ -427,6 +438,15 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
 		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
 			luaL_error(L, "listen: tls needs cert_file and key_file");
+		/* verify_client: a client without a certificate that ca_file
+		 * vouches for fails the TLS handshake */
+		lua_getfield(L, t, "verify_client");
+		if (lua_toboolean(L, -1)) {
+			if (!vi->ssl_ca_filepath)
+				luaL_error(L, "listen: tls.verify_client needs tls.ca_file");
+			vi->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		}
+		lua_pop(L, 1);
 		vi->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	lua_pop(L, 1); /* the strings stay alive in opts.tls until create */
@@ -457,15 +477,17 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
-	keepalive = luaL_optinteger(L, -1, 0);
+	keepalive = luaL_optinteger(L, -1, -1);
 	lua_pop(L, 1);
 	if (keepalive > 0) {
 		if (keepalive > 30000)
 			keepalive = 30000;
 		s->retry.secs_since_valid_ping = (uint16_t)keepalive;
 		s->retry.secs_since_valid_hangup = (uint16_t)(2 * keepalive + 1);
-		vi->retry_and_idle_policy = &s->retry;
 	}
+	/* 0: no pings, no hangup (all zero); not given: lws's 300/310 s */
+	if (keepalive >= 0)
+		vi->retry_and_idle_policy = &s->retry;
 	jr_fill_tls(L, vi, opts);
 }
 
@@ -517,6 +539,7 @@ static int jr_listen_failed(lua_State *L, int err)
 /*
  * listen(owner, opts) -> listener | nil, why
  * opts: host, port (0: any free), path, protocols {names}, max_message_size,
+ * max_connections (sessions at once; more are refused with 503),
  * keepalive (seconds), tls {cert_file, key_file, ca_file}, authorize
  * (function(headers, path) -> allow, status; must not raise or yield).
  * Sessions arrive as owner:accept(conn, address) events.
@@ -541,7 +564,9 @@ static int l_listen(lua_State *L)
 	lua_setiuservalue(L, 3, 2);
 	lua_getfield(L, 2, "max_message_size");
 	s->max_message = (size_t)luaL_optinteger(L, -1, 0);
-	lua_pop(L, 1);
+	lua_getfield(L, 2, "max_connections");
+	s->max_sessions = luaL_optinteger(L, -1, 0);
+	lua_pop(L, 2);
 	path = jr_field_string(L, 2, "path");
 	if (path && path[0] != '/')
 		return luaL_error(L, "listen: path must start with '/'");
