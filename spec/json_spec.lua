@@ -338,6 +338,25 @@ describe("round trips through our own server", function()
     c:close()
   end)
 
+  it("never answers with bytes that are not UTF-8", function()
+    serve {}
+    srv.bad_result = function() return { ok = "\xff" } end
+    srv.bad_error = function() error("\xff\xfe") end
+    srv.bad_data = function() error(jsonrpc.ProtocolError(-32099, "custom", "\xc3")) end
+    local c = client()
+    local ok, err = pcall(c.bad_result)
+    assert.is_false(ok)
+    assert.same({ -32603, "Internal error" }, { err.code, err.message })
+    assert.matches("not valid UTF%-8", tostring(reported[1]))
+    ok, err = pcall(c.bad_error)
+    assert.same({ false, -32603, "Internal error" }, { ok, err.code, err.message })
+    ok, err = pcall(c.bad_data)
+    assert.same({ false, -32099, "custom" }, { ok, err.code, err.message })
+    assert.is_nil(err.data) -- dropped: it cannot be written
+    assert.equal(3, c.echo1(3))
+    c:close()
+  end)
+
   it("answers nesting past the limit with -32700, and serves on", function()
     serve {}
     local heard = {}
