@@ -76,7 +76,8 @@ local function rate(f, x)
 end
 
 local lines = {
-  "| message | bytes | decode built-in MB/s (msg/s) | decode cjson MB/s (msg/s) | built-in/cjson | encode built-in MB/s (msg/s) | encode cjson MB/s (msg/s) | built-in/cjson |",
+  "| message | bytes | decode built-in MB/s (msg/s) | decode cjson MB/s (msg/s) | built-in/cjson"
+    .. " | encode built-in MB/s (msg/s) | encode cjson MB/s (msg/s) | built-in/cjson |",
   "|---|--:|--:|--:|--:|--:|--:|--:|",
 }
 for _, m in ipairs(MESSAGES) do

@@ -463,7 +463,8 @@ describe("parse errors at our server", function()
     -- a binary frame whose string is not UTF-8 (the server must not echo it
     -- in a text frame), then the issue's invalid texts, then a good call
     local job = sh.pyclient(url, "--expect", "9",
-      "--binary-hex", "7b226a736f6e727063223a22322e30222c226964223a312c226d6574686f64223a226563686f31222c22706172616d73223a5b22ff225d7d",
+      "--binary-hex", ('{"jsonrpc":"2.0","id":1,"method":"echo1","params":["\xff"]}')
+        :gsub(".", function(c) return ("%02x"):format(c:byte()) end),
       "--binary-hex", "3100", -- 1 then NUL
       "--", "[1,]", "-2.", "2.e3", "-.123", '["a\nb"]', '{"jsonrpc":"2.0","id":5,"method":"echo1","params":[1],}',
       '{"jsonrpc":"2.0","id":7,"method":"echo1","params":[0.1]}')
