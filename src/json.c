@@ -261,20 +261,12 @@ static int float_text(char *buf, int prec, double x)
 }
 
 /*
- * A finite double as the shortest text that reads back the same. For a
- * normal double, when some text of 15 digits or fewer reads back, "%.15g"
- * is it (15-digit decimals are further apart than doubles); else 16 or
- * 17 digits. A subnormal has fewer bits, so fewer digits may do: those
- * try every precision. Then the locale's decimal point becomes '.', and
- * a text that reads as an integer gets ".0" (2.0 stays a float).
- */
-/*
  * The common float, a short decimal such as 0.25 or 1234.5 in the range
  * where "%.15g" writes no exponent, without printf: the smallest k that
  * makes x * 10^k a whole number m below 10^15, when m / 10^k (one
  * correctly rounded division, as strtod would read it) is x again. A text
- * of 15 digits or fewer that reads back is the only one (see below), so
- * this is the same text. NULL when x is not such a float.
+ * of 15 digits or fewer that reads back is the only one (see
+ * jr_json_write_float), so this is the text "%.15g" would write. NULL when x is not such a float.
  */
 static char *write_short_float(char *p, double x)
 {
@@ -314,6 +306,14 @@ static char *write_short_float(char *p, double x)
 	return p;
 }
 
+/*
+ * A finite double as the shortest text that reads back the same. For a
+ * normal double, when some text of 15 digits or fewer reads back, "%.15g"
+ * is it (15-digit decimals are further apart than doubles); else 16 or
+ * 17 digits. A subnormal has fewer bits, so fewer digits may do: those
+ * try every precision. Then the locale's decimal point becomes '.', and
+ * a text that reads as an integer gets ".0" (2.0 stays a float).
+ */
 char *jr_json_write_float(char *p, double x)
 {
 	char buf[JR_NUMBER_MAX], *q;
@@ -348,7 +348,7 @@ char *jr_json_write_float(char *p, double x)
 
 typedef struct jr_decoder {
 	lua_State *L; /* NULL: only check the text (jr_json_skip) */
-	const char *start, *p, *end;
+	const char *p, *end;
 	const char *error; /* what is wrong at p, or NULL */
 	int depth;
 	jr_scratch *scratch;
@@ -767,7 +767,7 @@ static int decode_value(jr_decoder *d)
  * message and returns 0. Raises only when memory runs out. */
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scratch)
 {
-	jr_decoder d = { L, text, text, text + len, NULL, 0, scratch };
+	jr_decoder d = { L, text, text + len, NULL, 0, scratch };
 	int top = lua_gettop(L);
 
 	skip_space(&d);
@@ -796,7 +796,7 @@ int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scrat
  * nothing. */
 const char *jr_json_skip(const char *p, const char *end)
 {
-	jr_decoder d = { NULL, p, p, end, NULL, 0, NULL };
+	jr_decoder d = { NULL, p, end, NULL, 0, NULL };
 
 	skip_space(&d);
 	return decode_value(&d) ? d.p : NULL;
