@@ -11,6 +11,7 @@
 #   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
+#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
@@ -20,7 +21,7 @@ SRC       = src/core.c src/loop.c src/vhost.c src/conn.c src/scan.c src/json.c s
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev
+            openssl clang libclang-rt-14-dev lua-check aria2
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto 2>/dev/null || echo -lwebsockets -lcrypto) -lm
@@ -37,7 +38,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean conformance
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance
 
 all: build/$(MODULE)
 
@@ -63,7 +64,7 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing: nodejs npm"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
-	@test -d spec/node/node_modules/ws || npm ci --prefix spec/node --no-audit --no-fund
+	@{ test -d spec/node/node_modules/ws && test -d spec/node/node_modules/ganache; } || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
 	$(MAKE) test-plain
@@ -112,6 +113,10 @@ soak: build/$(MODULE)
 
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
+
+# Settings in .luacheckrc.
+lint:
+	luacheck lua bin/jsonrpc-ws spec examples
 
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket

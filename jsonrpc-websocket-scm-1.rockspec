@@ -39,8 +39,15 @@ build = {
     ["jsonrpc_websocket.link"] = "lua/jsonrpc_websocket/link.lua",
     ["jsonrpc_websocket.listen"] = "lua/jsonrpc_websocket/listen.lua",
     ["jsonrpc_websocket.options"] = "lua/jsonrpc_websocket/options.lua",
+    ["jsonrpc_websocket.queue"] = "lua/jsonrpc_websocket/queue.lua",
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
+    ["jsonrpc_websocket.stream"] = "lua/jsonrpc_websocket/stream.lua",
+    ["jsonrpc_websocket.subscription"] = "lua/jsonrpc_websocket/subscription.lua",
+    ["jsonrpc_websocket.trace"] = "lua/jsonrpc_websocket/trace.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
+  },
+  install = {
+    bin = { ["jsonrpc-ws"] = "bin/jsonrpc-ws" },
   },
   copy_directories = { "examples" },
 }

@@ -14,8 +14,13 @@ end
 
 --- Starts a peer; returns { port, pid, url(path), stop() }.
 function M.start_peer(args, script)
-  local handle = assert(io.popen(("exec %s %s %s")
-    :format(M.PYTHON, script or "spec/peer.py", args or ""), "r"))
+  return M.start_process(("%s %s %s"):format(M.PYTHON, script or "spec/peer.py", args or ""))
+end
+
+--- Starts the command `cmd`, which prints "PORT <port> PID <pid>" once it
+-- listens; returns { port, pid, url(path), stop() } as start_peer does.
+function M.start_process(cmd)
+  local handle = assert(io.popen("exec " .. cmd, "r"))
   local line = handle:read("l") or ""
   local port, pid = line:match("^PORT (%d+) PID (%d+)$")
   assert(port, "peer did not start: " .. line)
@@ -33,6 +38,12 @@ function M.start_peer(args, script)
   -- the handle, this sentinel is finalized before it.)
   peer.reaper = setmetatable({}, { __gc = function() peer.stop() end })
   return peer
+end
+
+--- Starts a ganache dev node (spec/node/ganache.js; a real Ethereum
+-- JSON-RPC server) on a free port of 127.0.0.1.
+function M.start_ganache()
+  return M.start_process("node spec/node/ganache.js")
 end
 
 --- Starts a wss:// peer (spec/peer.py --tls); url() gives wss:// URLs.
@@ -129,6 +140,28 @@ function M.run_lua(code, env, nofile)
   local ok = h:close()
   os.remove(file)
   return ok, out, jsonrpc.now() - t0
+end
+
+--- Waits (driving the loop) until pred() holds: true, or false after
+-- `seconds` (default 10).
+function M.eventually(pred, seconds)
+  local jsonrpc = require "jsonrpc_websocket"
+  local deadline = jsonrpc.now() + (seconds or 10)
+  while not pred() do
+    if jsonrpc.now() > deadline then return false end
+    jsonrpc.sleep(0.01)
+  end
+  return true
+end
+
+--- The first `n` values of the iterator `iter` (a stream), in a list.
+function M.take(iter, n)
+  local list = {}
+  for v in iter do
+    list[#list + 1] = v
+    if #list == n then break end
+  end
+  return list
 end
 
 --- Decodes with a private cjson.

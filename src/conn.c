@@ -48,6 +48,7 @@ struct jr_conn {
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 	int flush;           /* queued output to write at the next step */
 	int peer_closed;     /* the peer's close frame came: write nothing */
+	int tracing;         /* conn:trace(fn): fn is the userdata's 2nd value */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -625,6 +626,36 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 	lua_remove(L, -2);
 }
 
+/*
+ * The trace hook (conn:trace) sees every message as its text: "out" when
+ * it is queued (whoever wrote it, Lua or send_call/send_batch in C), "in"
+ * when pop() takes it (before scan.c reads a response in C). Both run in
+ * Lua calls, never in an lws callback. A failing hook is told on stderr:
+ * it must not change what the connection does.
+ */
+static void jr_trace(lua_State *L, jr_conn *c, const char *direction,
+		     const void *text, size_t len)
+{
+	luaL_checkstack(L, 4, "trace hook");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	lua_getiuservalue(L, -1, 2);
+	lua_remove(L, -2);
+	lua_pushstring(L, direction);
+	lua_pushlstring(L, text, len);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		fprintf(stderr, "jsonrpc_websocket: trace hook failed: %s\n",
+			lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+		lua_pop(L, 1);
+	}
+}
+
+/* For pop() (loop.c): a message has arrived. */
+void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len)
+{
+	if (c->tracing)
+		jr_trace(L, c, "in", text, len);
+}
+
 static void jr_push_unsent(lua_State *L, jr_conn *c)
 {
 	size_t i;
@@ -827,7 +858,7 @@ static jr_conn *jr_conn_alloc(jr_loop *loop)
 
 static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 {
-	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 2);
 	*pc = jr_conn_alloc(loop);
 	if (!*pc)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
@@ -955,8 +986,11 @@ static struct jr_out *jr_out_new(lua_State *L, size_t cap,
  * ready to wait. */
 static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
 {
-	int main_thread = lua_pushthread(L);
+	int main_thread;
 
+	if (c->tracing)
+		jr_trace(L, c, "out", o->buf + LWS_PRE, o->len);
+	main_thread = lua_pushthread(L);
 	lua_pop(L, 1);
 	*c->out_tail = o;
 	c->out_tail = &o->next;
@@ -1146,6 +1180,20 @@ static int l_builtin_codec(lua_State *L)
 	return 0;
 }
 
+/* conn:trace(fn | nil): fn(direction, text) for every message, "out"
+ * and "in" (see jr_trace); nil stops it. */
+static int l_trace(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	c->tracing = !lua_isnil(L, 2);
+	lua_setiuservalue(L, 1, 2);
+	return 0;
+}
+
 int jr_conn_builtin_codec(const jr_conn *c)
 {
 	return c->builtin_codec;
@@ -1208,6 +1256,7 @@ static const luaL_Reg jr_conn_methods[] = {
 	{"queue_limits", l_queue_limits},
 	{"queued", l_queued},
 	{"reading", l_reading},
+	{"trace", l_trace},
 	{NULL, NULL}
 };
 
@@ -1259,7 +1308,7 @@ void *jr_conn_listener(const jr_conn *c)
  * "closed" event is popped, as connect() does for clients. */
 void jr_conn_push_new(lua_State *L, jr_conn *c)
 {
-	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 2);
 	*pc = c;
 	luaL_setmetatable(L, JR_CONN_MT);
 	c->ud_alive = 1;

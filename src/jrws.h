@@ -115,6 +115,7 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
 int jr_conn_builtin_codec(const jr_conn *c);
+void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */

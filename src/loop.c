@@ -24,8 +24,10 @@ static unsigned int jr_fd_limit(void)
 static void jr_log_emit(int level, const char *line)
 {
 	/* lws reports failures through our events; its own lines are noise
-	 * for users unless they ask for them. */
-	if (getenv("JSONRPC_WS_DEBUG"))
+	 * for users unless they ask for them (as trace.lua reads it). */
+	const char *debug = getenv("JSONRPC_WS_DEBUG");
+
+	if (debug && *debug && strcmp(debug, "0"))
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 
@@ -187,6 +189,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
 {
 	int n;
 
+	jr_conn_trace_in(L, e->conn, e->data, e->len);
 	jr_conn_push_owner(L, e->conn);
 	if (jr_conn_builtin_codec(e->conn)) {
 		lua_pushliteral(L, "response");

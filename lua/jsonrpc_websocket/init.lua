@@ -12,6 +12,7 @@ local client = require "jsonrpc_websocket.client"
 local errors = require "jsonrpc_websocket.errors"
 local codec = require "jsonrpc_websocket.codec"
 local listen = require "jsonrpc_websocket.listen"
+local queue = require "jsonrpc_websocket.queue"
 
 local M = {
   _VERSION = "jsonrpc_websocket scm",
@@ -21,6 +22,7 @@ local M = {
   TransportError = errors.TransportError,
   TimeoutError = errors.TimeoutError,
   ProtocolError = errors.ProtocolError,
+  OverflowError = errors.OverflowError,
   null = codec.null,
   json = codec.builtin,
   array_mt = codec.array_mt,
@@ -28,6 +30,8 @@ local M = {
   spawn = sched.spawn,
   sleep = sched.sleep,
   now = sched.now,
+  queue = queue.queue,
+  event = queue.event,
 }
 
 -- on_error: errors with nobody to raise into (a bad frame, a failed

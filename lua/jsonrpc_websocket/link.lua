@@ -13,6 +13,7 @@ local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local trace = require "jsonrpc_websocket.trace"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
@@ -462,6 +463,7 @@ function Link:start_connect()
   if self.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
+  if self.trace then conn:trace(self.trace) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -507,6 +509,7 @@ function Link:open()
   self.connect_waiter = nil
   if w then wake(w, true) end
   self:emit("connect")
+  if self.streams then self.streams:opened() end
   self:wake_turns()
 end
 
@@ -616,6 +619,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
     self:fail_pending(cause, unsent)
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
+    if self.streams then self.streams:closed(cause) end
   end
   local waiters = self.close_waiters
   self.close_waiters = {}
@@ -659,6 +663,7 @@ function Link:reconnect_loop()
   end
   self.reconnecting = false
   self:emit("give_up", attempt)
+  if self.streams then self.streams:ended("gave up reconnecting") end
   self:wake_turns()
 end
 
@@ -669,6 +674,7 @@ function Link:start_reconnecting()
 end
 
 function Link:stop_reconnecting()
+  if self.reconnecting and self.streams then self.streams:ended("reconnecting stopped") end
   self.reconnecting = false
   self:wake_turns()
 end
@@ -770,6 +776,7 @@ end
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
   local target = url_parse.parse(url)
+  url = url_parse.redact(url) -- errors and tostring never show a password
   local json = opts.json or codec.default()
   if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
     error("option 'json' must have encode and decode functions", 3)
@@ -789,6 +796,7 @@ function Link.new(url, opts)
     max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
     max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
+    trace = trace.option(opts, url, 3),
   }, Link)
 end
 

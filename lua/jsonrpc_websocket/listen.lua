@@ -12,6 +12,8 @@ local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local subscription = require "jsonrpc_websocket.subscription"
+local trace = require "jsonrpc_websocket.trace"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -54,6 +56,7 @@ function PeerLink.emit() end
 
 function PeerLink:closed(code, reason, ...)
   Link.closed(self, code, reason, ...)
+  subscription.peer_gone(self)
   self.listener:gone(self, code, reason)
 end
 
@@ -62,6 +65,12 @@ local Peer = {
   notify = methods.notify,
   close = methods.close,
 }
+
+--- peer:subscription([opts]): a subscription this peer can be sent items
+-- on (subscription.lua); return its `id` from the subscribe handler.
+function Peer.subscription(self, opts)
+  return subscription.open(rawget(self, LINK), opts)
+end
 local peer_mt = { __name = "jsonrpc_websocket.Peer" }
 
 local PEER_FIELDS = {
@@ -138,6 +147,10 @@ function Listener:accept(conn, address)
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
+  if self.trace then
+    local fn = self.trace
+    conn:trace(function(direction, text) return fn(direction, text, peer) end)
+  end
   self.peers[link] = peer
   self.count = self.count + 1
   if self.state ~= "open" then -- closing: no new peers
@@ -402,7 +415,8 @@ end
 --- listen(opts): a JSON-RPC websocket server on the shared loop.
 -- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
--- calls to peers), handler_timeout, json, on_error, handlers (for expose).
+-- calls to peers), handler_timeout, json, on_error, handlers (for expose),
+-- trace (fn(direction, text, peer): see trace.lua).
 function M.listen(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
@@ -425,6 +439,7 @@ function M.listen(opts)
     peers = {}, count = 0, next_peer = 0, run_waiters = {},
     state = "open",
   }, Listener)
+  l.trace = trace.option(opts, "listener", 2)
   l.handler_link = Link.init({ handlers = l.handlers, json = json,
     null = l.null, listeners = l.listeners })
   if opts.port and opts.port ~= 0 and port_taken(opts.port) then

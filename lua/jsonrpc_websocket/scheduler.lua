@@ -28,6 +28,10 @@ local ready_head, ready_tail = 1, 0
 local WAIT = {} -- what our tasks yield when they wait for a wake()
 M.WAIT = WAIT
 
+-- Tasks that yielded bare (coroutine.yield()): they run again after the
+-- next I/O poll, so a task that spins on yield never starves timers or I/O.
+local yielded, yielded_n = {}, 0
+
 -- Timers: a binary min-heap of { at, fn, a, b, index }, where `index` is
 -- the entry's place in the heap (nil once it left). Cancelling removes
 -- the entry at once, so a cancelled timer holds no memory until its
@@ -150,8 +154,10 @@ local function task_done(co, ok, err)
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
   elseif ok and err ~= WAIT then
-    -- a bare coroutine.yield() in a task: let others run, then continue
-    M.wake(co)
+    -- a bare coroutine.yield() in a task: let others, timers and I/O run,
+    -- then continue
+    yielded_n = yielded_n + 1
+    yielded[yielded_n] = co
   end
   if not ok then
     err = debug.traceback(co, tostring(err))
@@ -252,13 +258,20 @@ local function turn(finished, arg)
   end
   if finished(arg) then return true end
   local ms = -1
-  if t then
+  if yielded_n > 0 then
+    ms = 0 -- poll: the yielded tasks are ready to go on
+  elseif t then
     ms = (t[1] - (at or now())) * 1000 // 1 + 1 -- whole milliseconds, rounded up
     if ms < 0 then ms = 0 end
   elseif io_count == 0 then
     return false
   end
   if core_step(ms) then dispatch_events() end
+  for i = 1, yielded_n do -- ready again, in the order they yielded
+    M.wake(yielded[i])
+    yielded[i] = nil
+  end
+  yielded_n = 0
   return true
 end
 
