@@ -166,16 +166,16 @@ describe("Server", function()
           or r <= 9 and utf8.char(random(0x80, 0x10FFFF)) -- surrogates: not UTF-8
           or string.char(random(128, 255))
       end
-      local s = table.concat(bytes)
-      local text = core.simple_params(s)
-      if utf8.len(s) then
+      local str = table.concat(bytes)
+      local text = core.simple_params(str)
+      if utf8.len(str) then
         valid = valid + 1
-        assert.equal(s, cjson.decode(text)[1])
-        assert.equal(s, core.json_decode(text)[1])
+        assert.equal(str, cjson.decode(text)[1])
+        assert.equal(str, core.json_decode(text)[1])
         assert.equal(text, core.json_member('{"a":' .. text .. ',"b":1}', "a"))
       else
         assert.is_nil(text)
-        assert.matches("not valid UTF%-8", select(2, pcall(core.json_encode, s)))
+        assert.matches("not valid UTF%-8", select(2, pcall(core.json_encode, str)))
       end
     end
     assert.is_true(valid > 100 and valid < 3000)

@@ -129,7 +129,8 @@ describe("the built-in codec", function()
     assert.equal("\u{FFFD}", decode('"\\udc00"'))
     assert.equal("\u{FFFD}\u{FFFD}", decode('"\\ud800\\ud800"'))
     assert.equal(ESCAPES, decode(encode(ESCAPES)))
-    assert.equal('"\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\127"', encode('"\\/\b\f\n\r\t\0\1\31\127'))
+    assert.equal('"\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\127"',
+      encode('"\\/\b\f\n\r\t\0\1\31\127'))
   end)
 
   it("finds every byte that needs care at any offset in a long string", function()
@@ -210,7 +211,8 @@ describe("the built-in codec", function()
       { { -math.huge }, "cannot encode -inf: JSON numbers are finite" },
       { { f = print }, "cannot encode a value of type function" },
       { { [true] = 1 }, "cannot encode a table key of type boolean" },
-      { { [100] = 1 }, "cannot encode a sparse array (1 items, keys up to 100): fill its holes with jsonrpc.null" },
+      { { [100] = 1 }, "cannot encode a sparse array (1 items, keys up to 100): "
+        .. "fill its holes with jsonrpc.null" },
       { "ok\xff", "cannot encode a string that is not valid UTF-8 (byte 3 is 0xFF)" },
       { { k = "\xed\xa0\x80" }, "cannot encode a string that is not valid UTF-8 (byte 1 is 0xED)" },
       { io.stdout, "cannot encode a value of type userdata" },
@@ -442,11 +444,14 @@ describe("round trips through the Python peer", function()
     local reported = {}
     s:on("error", function(e) reported[#reported + 1] = e end)
     -- (ids nobody waits for: an answer to a waiting call would settle it)
-    local invalid = { '{"jsonrpc":"2.0","id":424242,"result":1,}', '{"jsonrpc":"2.0","id":424242 "result":1}',
-      '{"jsonrpc":"2.0","id":424242,"result":-2.}', '{"jsonrpc":"2.0","id":424242,"result":2.e3}',
-      '{"jsonrpc":"2.0","id":424242,"result":-.123}', '{"jsonrpc":"2.0","id":424242,"result":"a\nb"}',
-      '{"jsonrpc":"2.0","id":424242,"result":1}\0', '[{"jsonrpc":"2.0","id":424242,"result":1},]',
-      '{"jsonrpc":"2.0","method":"x","params":[1,]}', '[1,]' }
+    local invalid = {}
+    for _, result in ipairs { "1,}", '1 "x":1}', "-2.}", "2.e3}", "-.123}", '"a\nb"}', "1}\0" } do
+      invalid[#invalid + 1] = '{"jsonrpc":"2.0","id":424242,"result":' .. result
+    end
+    for _, text in ipairs { '[{"jsonrpc":"2.0","id":424242,"result":1},]',
+      '{"jsonrpc":"2.0","method":"x","params":[1,]}', "[1,]" } do
+      invalid[#invalid + 1] = text
+    end
     for _, text in ipairs(invalid) do s.send_raw(text) end
     wait_for(function() return #reported >= #invalid end)
     for i, err in ipairs(reported) do
@@ -465,7 +470,7 @@ describe("parse errors at our server", function()
   end)
   after_each(function() srv:close() end)
 
-  it("are answered with -32700 and id null, in valid text frames, and the connection stays", function()
+  it("are answered with -32700 and id null, in valid text frames; the connection stays", function()
     local url = ("ws://127.0.0.1:%d/"):format(srv.port)
     -- a binary frame whose string is not UTF-8 (the server must not echo it
     -- in a text frame), then the issue's invalid texts, then a good call
@@ -473,7 +478,8 @@ describe("parse errors at our server", function()
       "--binary-hex", ('{"jsonrpc":"2.0","id":1,"method":"echo1","params":["\xff"]}')
         :gsub(".", function(c) return ("%02x"):format(c:byte()) end),
       "--binary-hex", "3100", -- 1 then NUL
-      "--", "[1,]", "-2.", "2.e3", "-.123", '["a\nb"]', '{"jsonrpc":"2.0","id":5,"method":"echo1","params":[1],}',
+      "--", "[1,]", "-2.", "2.e3", "-.123", '["a\nb"]',
+      '{"jsonrpc":"2.0","id":5,"method":"echo1","params":[1],}',
       '{"jsonrpc":"2.0","id":7,"method":"echo1","params":[0.1]}')
     local out = job.wait(30)
     local got = sh.received(out)
