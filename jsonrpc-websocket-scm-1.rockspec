@@ -17,7 +17,6 @@ description = {
 }
 dependencies = {
   "lua >= 5.4",
-  "lua-cjson",
 }
 external_dependencies = {
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
@@ -29,7 +28,7 @@ build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/drive.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/encode.c", "src/frame.c", "src/server.c" },
+      sources = { "src/core.c", "src/loop.c", "src/drive.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/json.c", "src/encode.c", "src/frame.c", "src/server.c" },
       incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "$(LIBUV_INCDIR)", "src" },
       libdirs = { "$(LIBWEBSOCKETS_LIBDIR)", "$(LIBUV_LIBDIR)" },
       libraries = { "websockets", "uv", "crypto", "m" },

@@ -39,6 +39,19 @@ describe("subscriptions against ganache", function()
     return receipt.contractAddress
   end
 
+  it("takes a transaction object through a proxy with named_params = false", function()
+    local eth = jsonrpc.Server(node.url(), { timeout = 20, named_params = false })
+    eth:ws_connect()
+    local tx = eth.eth_sendTransaction { from = account, to = account, value = "0x1" }
+    assert.matches("^0x%x+$", tx)
+    assert.equal("0x1", eth.eth_getTransactionReceipt(tx).status)
+    eth:close()
+    -- the default rule sends one record as named params: ganache refuses them
+    local ok, err = pcall(s.eth_sendTransaction, { from = account, to = account, value = "0x1" })
+    assert.is_false(ok)
+    assert.is_true(jsonrpc.ProtocolError.is(err), tostring(err))
+  end)
+
   it("yields newHeads while blocks are mined with evm_mine", function()
     local heads = s:subscribe("eth_subscribe", { "newHeads" })
     assert.matches("^0x%x+$", heads.id)

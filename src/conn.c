@@ -47,7 +47,7 @@ struct jr_conn {
 	int ud_alive;
 	int established;
 	int closed_queued;
-	int core_json;       /* the codec is ours: see l_core_json */
+	int builtin_codec;   /* the codec is the built-in one: see l_builtin_codec */
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 	int flush;           /* queued output to write at the next step */
 	int peer_closed;     /* the peer's close frame came: write nothing */
@@ -1114,7 +1114,7 @@ static int l_send(lua_State *L)
  * codec.method_prefix) with id, or with id nil the notification, whose
  * params are the values that follow, positional (none: no params).
  * Written here when every value is simple (encode.c) and the codec is
- * ours (core_json); else returns nothing, and the Lua codec does it.
+ * ours (builtin_codec); else returns nothing, and the Lua codec does it.
  */
 static int l_send_call(lua_State *L)
 {
@@ -1128,7 +1128,7 @@ static int l_send_call(lua_State *L)
 	struct jr_out *o;
 	char *p;
 
-	if (!c->core_json || (n > 0 && !params))
+	if (!c->builtin_codec || (n > 0 && !params))
 		return 0;
 	if (jr_refuse(L, c, 0))
 		return 3;
@@ -1251,12 +1251,12 @@ static int l_reading(lua_State *L)
 	return 0;
 }
 
-/* conn:core_json(on): the codec is the core's own (the default cjson):
+/* conn:builtin_codec(on): the codec is the built-in one (json.c):
  * send_call may write simple params itself (encode.c), and pop() may hand
  * simple responses over already read, as "response" events (scan.c). */
-static int l_core_json(lua_State *L)
+static int l_builtin_codec(lua_State *L)
 {
-	jr_check_conn(L, 1)->core_json = lua_toboolean(L, 2);
+	jr_check_conn(L, 1)->builtin_codec = lua_toboolean(L, 2);
 	return 0;
 }
 
@@ -1274,9 +1274,9 @@ static int l_trace(lua_State *L)
 	return 0;
 }
 
-int jr_conn_core_json(const jr_conn *c)
+int jr_conn_builtin_codec(const jr_conn *c)
 {
-	return c->core_json;
+	return c->builtin_codec;
 }
 
 static int l_subprotocol(lua_State *L)
@@ -1332,7 +1332,7 @@ static const luaL_Reg jr_conn_methods[] = {
 	{"close", l_close},
 	{"abort", l_abort},
 	{"subprotocol", l_subprotocol},
-	{"core_json", l_core_json},
+	{"builtin_codec", l_builtin_codec},
 	{"queue_limits", l_queue_limits},
 	{"queued", l_queued},
 	{"reading", l_reading},

@@ -355,7 +355,11 @@ local function batch_of(ep, text)
       :format(ep.max_batch)))
     return ep:send(INVALID_REQUEST)
   end
-  if not elements or #elements == 0 then
+  if not elements then -- not JSON: the decoder says why
+    if decode(ep, text) == nil then return ep:send(PARSE_ERROR) end
+    elements = {} -- a lenient codec read it: an invalid batch all the same
+  end
+  if #elements == 0 then
     ep:report(ProtocolError(-32600, "received an empty batch"))
     return ep:send(INVALID_REQUEST)
   end

@@ -22,7 +22,6 @@ local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel, now =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
 local request_message, notification_message = codec.request, codec.notification
-local params_from_args = codec.params_from_args
 local co_running, task_waiter = coroutine.running, sched.task_waiter
 local resume_now = sched.resume_now
 local co_yield, WAIT = coroutine.yield, sched.WAIT
@@ -320,10 +319,11 @@ end
 
 -- Sends the request `id` (nil: the notification) whose params are the
 -- arguments `...`, encoded by the codec (the rules of
--- codec.params_from_args): for what conn:send_call leaves, values it
--- cannot write or a codec of the user's.
+-- codec.params_from_args, or with named_params = false of
+-- codec.positional_params_from_args): for what conn:send_call leaves,
+-- values it cannot write or a codec of the user's.
 local function send_encoded(self, prefix, id, ...)
-  local params = params_from_args(self.json, self.null, ...)
+  local params = self.params_from_args(self.json, self.null, ...)
   if id then return self.conn:send(request_message(prefix, params, id), id) end
   return self.conn:send(notification_message(prefix, params))
 end
@@ -460,7 +460,7 @@ function Link:start_connect()
     return nil, TransportError(("connect to %s failed: %s"):format(self.url, cause), cause)
   end
   sched.io_started()
-  if self.fast then conn:core_json(true) end
+  if self.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
   if self.trace then conn:trace(self.trace) end
@@ -528,7 +528,7 @@ end
 
 --- The fast path; true when `text` was such a response and is settled.
 function Link:settle_fast(text)
-  if not self.fast then return false end
+  if not self.builtin_codec then return false end
   local id, value, needs_decode = json_response(text)
   if not (id and self:waits_for(id)) then return false end
   if needs_decode then
@@ -546,7 +546,7 @@ function Link:message(text)
   return incoming(self, text)
 end
 
---- Core event: a simple response the core has read (conn:core_json):
+--- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
 function Link:response(id, value, needs_decode)
   if needs_decode then
@@ -766,6 +766,13 @@ local DEFAULT_CONNECT_TIMEOUT = 10
 -- A client's send queue holds 10,000 pipelined calls of a few hundred bytes.
 local DEFAULT_SEND_QUEUE = 4 * 1024 * 1024
 
+-- named_params = false: a single table argument is one positional value.
+local function named_params(value)
+  if value == nil or value == true then return codec.params_from_args end
+  if value == false then return codec.positional_params_from_args end
+  error("option 'named_params' must be a boolean", 4)
+end
+
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
   local target = url_parse.parse(url)
@@ -784,6 +791,7 @@ function Link.new(url, opts)
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
+    params_from_args = named_params(opts.named_params),
     send_queue = options.send_queue(opts, 3, DEFAULT_SEND_QUEUE),
     max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
     max_batch = options.positive_integer(opts, "max_batch", 3),
@@ -805,9 +813,10 @@ function Link.init(t, class)
   t.method_names = t.method_names or {}
   t.close_waiters, t.turn_waiters, t.room_waiters = {}, {}, {}
   t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
+  t.params_from_args = t.params_from_args or codec.params_from_args
   if t.json then
     t.decode = codec.safe_decoder(t.json)
-    t.fast = codec.is_default(t.json)
+    t.builtin_codec = codec.is_builtin(t.json)
   end
   return setmetatable(t, class or Link)
 end

@@ -141,7 +141,7 @@ function Listener:accept(conn, address)
     max_concurrent = self.max_concurrent, max_batch = self.max_batch,
   }, PeerLink)
   core.adopt(conn, link)
-  if link.fast then conn:core_json(true) end
+  if link.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
