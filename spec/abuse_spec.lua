@@ -267,7 +267,7 @@ describe("a server reads only as fast as it answers", function()
         most_waiting = math.max(most_waiting, rawget(p, LINK).replies_waiting or 0)
       end
       return gone ~= nil
-    end, 20, "the junk peer's close")
+    end, 20 * helper.PATIENCE, "the junk peer's close")
     assert.equal(1008, gone)
     -- about one read's worth (64 KB: 64 requests) waits, not all of them
     assert.is_true(most_waiting > 0 and most_waiting < 1000, "replies waiting: " .. most_waiting)

@@ -8,8 +8,11 @@ M.PYTHON = "/usr/bin/python3"
 
 -- With JSONRPC_GC=aggressive the whole suite runs under a collector that
 -- steps on every allocation, to flush out lifetime bugs.
+-- Waits that count work done under it are PATIENCE times longer.
+M.PATIENCE = 1
 if os.getenv("JSONRPC_GC") == "aggressive" then
   collectgarbage("incremental", 100, 1000, 1)
+  M.PATIENCE = 4
 end
 
 --- Starts a peer; returns { port, pid, url(path), stop() }.
