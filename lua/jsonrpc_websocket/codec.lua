@@ -143,6 +143,48 @@ function M.params_from_table(json, null, params)
   error("params mixes array and record keys", 3)
 end
 
+-- The stack level of the first function outside this library: the line
+-- a usage error should name, however deep in the library it was found.
+local function caller_level()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 0 end
+    if info.what ~= "C" and not info.source:find("jsonrpc_websocket/", 1, true) then
+      return level - 1 -- as error() counts from its caller
+    end
+    level = level + 1
+  end
+end
+M.caller_level = caller_level
+
+local function encodes(json, value)
+  return value == nil or pcall(json.encode, value)
+end
+
+--- Raises, at the caller's line, why the params of a call to `method`
+-- could not be encoded and which of them: `why` is the codec's error,
+-- `...` the call's arguments (a proxy call) or, with `params_table` true,
+-- its one params table (server:call).
+function M.params_error(json, why, method, params_table, ...)
+  why = tostring(why):gsub("^[^%s:]+:%d+: ", "")
+  local where = ""
+  if params_table then
+    local params = ...
+    for k, v in pairs(type(params) == "table" and params or {}) do
+      if not encodes(json, v) then
+        where = type(k) == "string" and ("params.%s: "):format(k) or ("params[%s]: "):format(k)
+        break
+      end
+    end
+  else
+    for i = 1, select("#", ...) do
+      if not encodes(json, (select(i, ...))) then where = ("argument #%d: "):format(i) break end
+    end
+  end
+  error(("cannot encode the params of '%s': %s%s"):format(method, where, why), caller_level())
+end
+
 --- The fixed head of a request or notification for `method`, ending where
 -- params (if any) and the id follow.
 function M.method_prefix(json, method)

@@ -353,7 +353,15 @@ local function wrap_authorize(l, fn)
   end
 end
 
+local LISTEN_OPTIONS = options.set{
+  "host", "port", "path", "protocols", "max_message_size", "max_concurrent_requests",
+  "max_batch", "max_connections", "authorize", "keepalive", "tls", "json", "timeout",
+  "handler_timeout", "max_send_queue", "max_send_messages", "send_queue_timeout",
+  "on_error", "handlers", "trace",
+}
+
 local function check_options(opts)
+  options.known(opts, LISTEN_OPTIONS, "listen", 3)
   if opts.host ~= nil and type(opts.host) ~= "string" then error("option 'host' must be a string", 3) end
   local port = opts.port
   if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
