@@ -12,6 +12,7 @@
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
 #   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
+#   make docs       the reference manual (LDoc, Debian lua-ldoc) into docs/reference/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
@@ -22,7 +23,7 @@ HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev lua-check aria2
+            openssl clang libclang-rt-14-dev lua-check aria2 lua-ldoc
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
@@ -39,7 +40,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs
 
 all: build/$(MODULE)
 
@@ -93,6 +94,10 @@ valgrind: build/$(MODULE)
 	$(FD_ROOM) JSONRPC_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite -q \
 	  $(LUA) /usr/bin/busted --ignore-lua --cpath='./build/?.so' spec
+
+# The reference manual, from docs/api/ (config.ld); generated, not committed.
+docs:
+	ldoc .
 
 demo: deps build/$(MODULE)
 	sh examples/demo.sh

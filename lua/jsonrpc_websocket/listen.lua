@@ -474,4 +474,5 @@ function M.peer()
   return ep and ep.peer
 end
 
+M.listener_methods, M.peer_methods = Srv, Peer -- for spec/docs_spec.lua
 return M
