@@ -25,6 +25,9 @@ PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
             openssl clang libclang-rt-14-dev lua-check aria2 lua-ldoc
 
+DEMO_PKGS = lua5.4 liblua5.4-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
+            libssl-dev libcap-dev pkg-config gcc make
+
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
 WARN      = -Wall -Wextra -Werror -Wshadow -Wsign-compare -Wundef \
@@ -40,7 +43,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs demo-deps
 
 all: build/$(MODULE)
 
@@ -53,8 +56,9 @@ build-asan/$(MODULE): $(SRC) $(HDR)
 	$(CC) -std=gnu99 -fPIC $(WARN) $(SANFLAGS) $(LUA_INC) -shared -o $@ $(SRC) $(LWS_LIBS)
 
 # Installs, with apt-get, whatever Debian package is missing.
-deps:
-	@missing=""; for p in $(PKGS); do \
+# apt-get installs whatever of the Debian packages $(1) is missing.
+define apt_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -62,6 +66,10 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_missing,$(PKGS))
 	@command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing: nodejs npm"; \
@@ -99,7 +107,11 @@ valgrind: build/$(MODULE)
 docs:
 	ldoc .
 
-demo: deps build/$(MODULE)
+# What building and running the demo needs, and no more.
+demo-deps:
+	$(call apt_missing,$(DEMO_PKGS))
+
+demo: demo-deps build/$(MODULE)
 	sh examples/demo.sh
 
 bench: build/$(MODULE)
