@@ -100,8 +100,13 @@ describe("misuse", function()
     } do
       misuse(function() jsonrpc.listen(opts) end)
     end
+    local port = helper.closed_port()
+    local err = misuse(function() jsonrpc.listen{ port = port, handlers = { ns = { f = 1 } } } end)
+    assert.matches("handler for 'ns.f' must be a function or nil", err, 1, true)
+    jsonrpc.listen{ port = port }:close() -- the port was left free
     local s = jsonrpc.Server(URL)
     misuse(function() s.x = 1 end)
+    misuse(function() s.ns.x = 1 end)
     misuse(function() s:register("x", 1) end)
     misuse(function() s:on("nope", print) end)
     misuse(function() jsonrpc.send_raw(s, 1) end)

@@ -63,8 +63,9 @@ function peer() end
 
 --- Sends one text message on `server` exactly as given: nothing is checked
 -- or added and no answer is awaited. For servers that speak more than
--- JSON-RPC; read their messages with `server:on("message", fn)`.
--- @tparam Server server a connected client
+-- JSON-RPC; read their messages with `server:on("message", fn)`. Works on
+-- a listener's `Peer` too (examples/messages.lua).
+-- @tparam Server|Peer server a connected client, or a peer
 -- @tparam string text the message
 -- @raise TransportError when the connection is not open
 -- @usage jsonrpc.send_raw(server, '{"subscribe":"ticks"}')

@@ -276,7 +276,8 @@ function M.Server(url, opts)
   return setmetatable({ [LINK] = link }, mt)
 end
 
---- send_raw(server, text): sends one text message on `server` exactly as
+--- send_raw(server, text): sends one text message on `server` (or a
+-- listener's peer) exactly as
 -- given (JSON the caller wrote; nothing is checked or added, no answer is
 -- awaited). For servers that speak more than JSON-RPC; read what comes
 -- back with server:on("message") or the trace option. A module function,

@@ -8,6 +8,7 @@
 -- @module jsonrpc_websocket.codec
 
 local core = require "jsonrpc_websocket.core"
+local options = require "jsonrpc_websocket.options"
 local simple_params, simple_list, message_text =
   core.simple_params, core.simple_list, core.message_text
 
@@ -143,21 +144,6 @@ function M.params_from_table(json, null, params)
   error("params mixes array and record keys", 3)
 end
 
--- The stack level of the first function outside this library: the line
--- a usage error should name, however deep in the library it was found.
-local function caller_level()
-  local level = 3
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then return 0 end
-    if info.what ~= "C" and not info.source:find("jsonrpc_websocket/", 1, true) then
-      return level - 1 -- as error() counts from its caller
-    end
-    level = level + 1
-  end
-end
-M.caller_level = caller_level
-
 local function encodes(json, value)
   return value == nil or pcall(json.encode, value)
 end
@@ -182,7 +168,8 @@ function M.params_error(json, why, method, params_table, ...)
       if not encodes(json, (select(i, ...))) then where = ("argument #%d: "):format(i) break end
     end
   end
-  error(("cannot encode the params of '%s': %s%s"):format(method, where, why), caller_level())
+  error(("cannot encode the params of '%s': %s%s"):format(method, where, why),
+    options.caller_level())
 end
 
 --- The fixed head of a request or notification for `method`, ending where

@@ -11,6 +11,7 @@
 local core = require "jsonrpc_websocket.core"
 local sched = require "jsonrpc_websocket.scheduler"
 local errors = require "jsonrpc_websocket.errors"
+local options = require "jsonrpc_websocket.options"
 
 local ProtocolError = errors.ProtocolError
 local json_member, json_elements = core.json_member, core.json_elements
@@ -433,7 +434,7 @@ function M.check_handler(fn, name)
   if fn == nil or type(fn) == "function" then return fn end
   local mt = getmetatable(fn)
   if type(mt) == "table" and mt.__call then return fn end
-  error(("handler for '%s' must be a function or nil"):format(name), 4) -- the registering line
+  error(("handler for '%s' must be a function or nil"):format(name), options.caller_level())
 end
 
 return M

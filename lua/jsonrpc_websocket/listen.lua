@@ -463,7 +463,13 @@ function M.listen(opts)
   sched.io_started() -- ended by close
   local srv = setmetatable({ [LISTENER] = l }, srv_mt)
   l.srv = srv
-  if opts.handlers then Srv.expose(srv, opts.handlers) end
+  if opts.handlers then
+    local ok, err = pcall(Srv.expose, srv, opts.handlers)
+    if not ok then -- a bad handler: no listener is left open
+      Srv.close(srv)
+      error(err, 0)
+    end
+  end
   return srv
 end
 

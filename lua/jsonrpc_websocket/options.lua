@@ -37,6 +37,21 @@ function M.send_queue(opts, level, default_bytes)
   return { bytes, count, timeout }
 end
 
+--- The stack level, for error() in the function that calls this, of the
+-- first function outside this library: the line a usage error should
+-- name, however deep in the library it was found.
+function M.caller_level()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 0 end
+    if info.what ~= "C" and not info.source:find("jsonrpc_websocket/", 1, true) then
+      return level - 1 -- as error() counts from its caller
+    end
+    level = level + 1
+  end
+end
+
 -- Edit distance between two short strings (insert, delete, substitute).
 local function distance(a, b)
   local prev = {}
