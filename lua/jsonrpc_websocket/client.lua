@@ -127,12 +127,7 @@ local CALL_OPTIONS = options.set{ "timeout" }
 function Server:call(method, params, opts)
   local link = link_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
-  local encoded, json_params = pcall(codec.params_from_table, link.json, link.null, params)
-  if not encoded then
-    local shape = tostring(json_params):match("^[^%s:]*:?%d*:? ?(params .*)$")
-    if shape then error(shape, 2) end -- not a sequence or record: raised as it was
-    codec.params_error(link.json, json_params, method, true, params)
-  end
+  local json_params = codec.call_params(link.json, link.null, params, method)
   local timeout = link.timeout
   if opts ~= nil then
     if type(opts) ~= "table" then error("bad argument #3 to 'call' (table expected)", 2) end

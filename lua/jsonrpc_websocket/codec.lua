@@ -172,6 +172,24 @@ function M.params_error(json, why, method, params_table, ...)
     options.caller_level())
 end
 
+--- params_from_table for a call of `method`, with its misuse and encode
+-- failures raised at the caller's line, naming the method and the param.
+function M.call_params(json, null, params, method)
+  local ok, text = pcall(M.params_from_table, json, null, params)
+  if ok then return text end
+  local shape = tostring(text):match("^[^%s:]*:?%d*:? ?(params .*)$")
+  if shape then error(shape, options.caller_level()) end -- not a sequence or record
+  M.params_error(json, text, method, true, params)
+end
+
+--- `from_args(json, null, ...)` (params_from_args or its positional twin)
+-- for a call of `method`, with encode failures raised as call_params does.
+function M.args_params(from_args, json, null, method, ...)
+  local ok, text = pcall(from_args, json, null, ...)
+  if ok then return text end
+  M.params_error(json, text, method, false, ...)
+end
+
 --- The fixed head of a request or notification for `method`, ending where
 -- params (if any) and the id follow.
 function M.method_prefix(json, method)
