@@ -5,3 +5,4 @@ include_files = { "lua/**/*.lua", "bin/jsonrpc-ws", "spec/**/*.lua", "examples/*
 exclude_files = { "spec/node/**" }
 
 files["spec/**/*.lua"] = { std = "+busted" }
+files["examples/*_spec.lua"] = { std = "+busted" }

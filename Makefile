@@ -12,6 +12,7 @@
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
 #   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
+#   make docs       the reference manual (LDoc, Debian lua-ldoc) into docs/reference/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
@@ -22,7 +23,10 @@ HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev lua-check aria2
+            openssl clang libclang-rt-14-dev lua-check aria2 lua-ldoc
+
+DEMO_PKGS = lua5.4 liblua5.4-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
+            libssl-dev libcap-dev pkg-config gcc make
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
@@ -39,7 +43,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs demo-deps
 
 all: build/$(MODULE)
 
@@ -52,8 +56,9 @@ build-asan/$(MODULE): $(SRC) $(HDR)
 	$(CC) -std=gnu99 -fPIC $(WARN) $(SANFLAGS) $(LUA_INC) -shared -o $@ $(SRC) $(LWS_LIBS)
 
 # Installs, with apt-get, whatever Debian package is missing.
-deps:
-	@missing=""; for p in $(PKGS); do \
+# apt-get installs whatever of the Debian packages $(1) is missing.
+define apt_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -61,6 +66,10 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_missing,$(PKGS))
 	@command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing: nodejs npm"; \
@@ -94,7 +103,15 @@ valgrind: build/$(MODULE)
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite -q \
 	  $(LUA) /usr/bin/busted --ignore-lua --cpath='./build/?.so' spec
 
-demo: deps build/$(MODULE)
+# The reference manual, from docs/api/ (config.ld); generated, not committed.
+docs:
+	ldoc .
+
+# What building and running the demo needs, and no more.
+demo-deps:
+	$(call apt_missing,$(DEMO_PKGS))
+
+demo: demo-deps build/$(MODULE)
 	sh examples/demo.sh
 
 bench: build/$(MODULE)

@@ -57,9 +57,15 @@ end
 -- ours), the rest by codec.params_from_args.
 method_mt.__call = function(p, ...)
   local e = p[STATE]
+  if type((...)) == "table" and rawget((...), STATE) == e then -- b:add(1, 2)
+    error(("remote method '%s' called with ':' in a batch; call it with a dot: b.%s(...)")
+      :format(p[NAME], p[NAME]), 2)
+  end
   local params
   if e.builtin_codec then params = simple_params(...) end
-  if params == nil then params = e.link.params_from_args(e.json, e.null, ...) end
+  if params == nil then
+    params = codec.args_params(e.link.params_from_args, e.json, e.null, p[NAME], ...)
+  end
   add(e, p[PREFIX], params)
 end
 
@@ -68,13 +74,14 @@ local Builder = {}
 function Builder.call(b, name, params)
   if type(name) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
   local e = b[STATE]
-  add(e, e.link:prefix_for(name), codec.params_from_table(e.json, e.null, params))
+  add(e, e.link:prefix_for(name), codec.call_params(e.json, e.null, params, name))
 end
 
 function Builder.notify(b, name, ...)
   if type(name) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
   local e = b[STATE]
-  local n = add(e, e.link:prefix_for(name), e.link.params_from_args(e.json, e.null, ...))
+  local n = add(e, e.link:prefix_for(name),
+    codec.args_params(e.link.params_from_args, e.json, e.null, name, ...))
   e.notify = e.notify or {}
   e.notify[n] = true
   e.notifications = e.notifications + 1

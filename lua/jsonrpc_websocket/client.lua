@@ -9,6 +9,7 @@ local errors = require "jsonrpc_websocket.errors"
 local Link = require "jsonrpc_websocket.link"
 local batch = require "jsonrpc_websocket.batch"
 local stream = require "jsonrpc_websocket.stream"
+local options = require "jsonrpc_websocket.options"
 
 local TransportError = errors.TransportError
 local type, rawget, rawset, setmetatable, error, pcall =
@@ -43,8 +44,17 @@ proxy_mt.__index = function(p, key)
   return proxy(p[LINK], p[NAME] .. "." .. key)
 end
 
+-- server:add(1, 2) instead of server.add(1, 2): the first argument is
+-- the server (or peer, or proxy) the method was read from.
+local function colon_call(p, first)
+  local what = getmetatable(first) == proxy_mt and "method proxy" or "object"
+  error(("remote method '%s' called with ':', which passes the %s itself as its "
+    .. "first argument; call it with a dot: x.%s(...)"):format(p[NAME], what, p[NAME]), 3)
+end
+
 proxy_mt.__call = function(p, ...)
   local link = p[LINK]
+  if type((...)) == "table" and rawget((...), LINK) == link then colon_call(p, (...)) end
   local prefix = p[PREFIX]
   if not prefix then
     prefix = link:prefix_for(p[NAME])
@@ -110,16 +120,19 @@ function Server:close()
   cancel(t)
 end
 
+local CALL_OPTIONS = options.set{ "timeout" }
+
 --- call(method, params, opts): params nil, a sequence (array) or a record
 -- (object); opts.timeout overrides the default timeout.
 function Server:call(method, params, opts)
   local link = link_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'call' (string expected)", 2) end
-  local json_params = codec.params_from_table(link.json, link.null, params)
+  local json_params = codec.call_params(link.json, link.null, params, method)
   local timeout = link.timeout
   if opts ~= nil then
     if type(opts) ~= "table" then error("bad argument #3 to 'call' (table expected)", 2) end
-    if opts.timeout ~= nil then timeout = opts.timeout end
+    options.known(opts, CALL_OPTIONS, "call", 2)
+    if opts.timeout ~= nil then timeout = options.seconds(opts, "timeout", 2) end
   end
   return link:request(link:prefix_for(method), json_params, method, timeout)
 end
@@ -138,7 +151,11 @@ function Server:batch(fn, opts)
   local link = link_of(self)
   if type(fn) ~= "function" then error("bad argument #1 to 'batch' (function expected)", 2) end
   local timeout = link.timeout
-  if opts ~= nil and opts.timeout ~= nil then timeout = opts.timeout end
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("bad argument #2 to 'batch' (table expected)", 2) end
+    options.known(opts, CALL_OPTIONS, "batch", 2)
+    if opts.timeout ~= nil then timeout = options.seconds(opts, "timeout", 2) end
+  end
   return batch.run(link, fn, timeout)
 end
 
@@ -150,13 +167,15 @@ end
 -- timeout (for the subscribe and unsubscribe calls). Raises what the
 -- subscribe call raises. See README "Subscriptions and streams".
 function Server:subscribe(method, params, opts)
-  return stream.subscribe(link_of(self), method, params, opts)
+  local s = stream.subscribe(link_of(self), method, params, opts)
+  return s -- not a tail call: misuse errors name the caller's line
 end
 
 --- notifications(method [, opts]): the Stream of the params of every
 -- notification of `method`. opts: max_queue, overflow (as subscribe).
 function Server:notifications(method, opts)
-  return stream.notifications(link_of(self), method, opts)
+  local s = stream.notifications(link_of(self), method, opts)
+  return s -- not a tail call: misuse errors name the caller's line
 end
 
 --- register(name, fn): handle the server's requests and notifications
@@ -168,11 +187,15 @@ function Server:register(name, fn)
 end
 
 local EVENTS = { error = true, connect = true, disconnect = true,
-  reconnect = true, give_up = true }
+  reconnect = true, give_up = true, message = true }
 
 --- on(event, fn): "error" fn(err) for problems with nobody to raise
 -- into; "connect" fn(); "disconnect" fn(code, reason); "reconnect"
--- fn(attempt); "give_up" fn(attempts). Connection listeners run as tasks.
+-- fn(attempt); "give_up" fn(attempts); "message" fn(msg, text) for a JSON
+-- object from the server that is not JSON-RPC (no "jsonrpc", "id",
+-- "method", "result" or "error" member: rpc-websockets' {"notification":
+-- ...} events), which is otherwise dropped unanswered. Connection and
+-- message listeners run as tasks.
 function Server:on(event, fn)
   if not EVENTS[event] then
     error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2)
@@ -228,16 +251,39 @@ server_mt.__gc = function(self)
   end
 end
 
+local SERVER_OPTIONS = options.set{
+  "json", "timeout", "connect_timeout", "handler_timeout", "reconnect", "max_in_flight",
+  "named_params", "max_send_queue", "max_send_messages", "send_queue_timeout",
+  "max_concurrent_requests", "max_batch", "on_error", "trace", "auth", "headers",
+  "protocols", "origin", "max_message_size", "keepalive", "compress", "proxy", "tls",
+}
+
 --- Server(url [, opts]): a client for the JSON-RPC server at url.
 function M.Server(url, opts)
   if type(url) ~= "string" then error("bad argument #1 to 'Server' (string expected)", 2) end
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'Server' (table expected)", 2)
   end
+  if opts then options.known(opts, SERVER_OPTIONS, "Server", 2) end
   local link = Link.new(url, opts or {})
   local mt = { __index = setmetatable({}, { __index = reader(link) }) }
   for k, v in pairs(server_mt) do mt[k] = v end -- one metatable per server
   return setmetatable({ [LINK] = link }, mt)
+end
+
+--- send_raw(server, text): sends one text message on `server` (or a
+-- listener's peer) exactly as
+-- given (JSON the caller wrote; nothing is checked or added, no answer is
+-- awaited). For servers that speak more than JSON-RPC; read what comes
+-- back with server:on("message") or the trace option. A module function,
+-- not a method, so that no remote method name is taken. Raises
+-- TransportError when the connection is not open.
+function M.send_raw(server, text)
+  local link = link_of(server)
+  if type(text) ~= "string" then error("bad argument #2 to 'send_raw' (string expected)", 2) end
+  if not link:send(text) then
+    raise(TransportError("Connection is not open.", "not connected (state " .. link.state .. ")"))
+  end
 end
 
 -- For listen.lua: a server's peers are links too, with these methods.

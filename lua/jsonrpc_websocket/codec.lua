@@ -8,6 +8,7 @@
 -- @module jsonrpc_websocket.codec
 
 local core = require "jsonrpc_websocket.core"
+local options = require "jsonrpc_websocket.options"
 local simple_params, simple_list, message_text =
   core.simple_params, core.simple_list, core.message_text
 
@@ -141,6 +142,52 @@ function M.params_from_table(json, null, params)
   end
   if is_record(params) then return json.encode(params) end
   error("params mixes array and record keys", 3)
+end
+
+local function encodes(json, value)
+  return value == nil or pcall(json.encode, value)
+end
+
+--- Raises, at the caller's line, why the params of a call to `method`
+-- could not be encoded and which of them: `why` is the codec's error,
+-- `...` the call's arguments (a proxy call) or, with `params_table` true,
+-- its one params table (server:call).
+function M.params_error(json, why, method, params_table, ...)
+  why = tostring(why):gsub("^[^%s:]+:%d+: ", "")
+  local where = ""
+  if params_table then
+    local params = ...
+    for k, v in pairs(type(params) == "table" and params or {}) do
+      if not encodes(json, v) then
+        where = type(k) == "string" and ("params.%s: "):format(k) or ("params[%s]: "):format(k)
+        break
+      end
+    end
+  else
+    for i = 1, select("#", ...) do
+      if not encodes(json, (select(i, ...))) then where = ("argument #%d: "):format(i) break end
+    end
+  end
+  error(("cannot encode the params of '%s': %s%s"):format(method, where, why),
+    options.caller_level())
+end
+
+--- params_from_table for a call of `method`, with its misuse and encode
+-- failures raised at the caller's line, naming the method and the param.
+function M.call_params(json, null, params, method)
+  local ok, text = pcall(M.params_from_table, json, null, params)
+  if ok then return text end
+  local shape = tostring(text):match("^[^%s:]*:?%d*:? ?(params .*)$")
+  if shape then error(shape, options.caller_level()) end -- not a sequence or record
+  M.params_error(json, text, method, true, params)
+end
+
+--- `from_args(json, null, ...)` (params_from_args or its positional twin)
+-- for a call of `method`, with encode failures raised as call_params does.
+function M.args_params(from_args, json, null, method, ...)
+  local ok, text = pcall(from_args, json, null, ...)
+  if ok then return text end
+  M.params_error(json, text, method, false, ...)
 end
 
 --- The fixed head of a request or notification for `method`, ending where

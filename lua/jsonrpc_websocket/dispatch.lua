@@ -11,6 +11,7 @@
 local core = require "jsonrpc_websocket.core"
 local sched = require "jsonrpc_websocket.scheduler"
 local errors = require "jsonrpc_websocket.errors"
+local options = require "jsonrpc_websocket.options"
 
 local ProtocolError = errors.ProtocolError
 local json_member, json_elements = core.json_member, core.json_elements
@@ -60,6 +61,13 @@ local function deliver(ep, batch, text)
   ep:send(text)
 end
 
+-- A handler's error as the remote caller reads it: a string without the
+-- "file.lua:12: " that error() put in front (the local report keeps it).
+local function without_position(err)
+  if type(err) ~= "string" then return tostring(err) end
+  return err:match("^[^%s:]+:%d+: (.*)$") or err:match('^%[string ".-"%]:%d+: (.*)$') or err
+end
+
 -- The reply for a handler's outcome: its first result, or its error.
 local function outcome_text(ep, raw_id, method, ok, result)
   local json = ep.json
@@ -78,7 +86,7 @@ local function outcome_text(ep, raw_id, method, ok, result)
   end
   ep:report(ProtocolError(-32000, ("handler for '%s' failed: %s")
     :format(method, tostring(result))))
-  return error_response(json, raw_id, -32000, "Server Error: " .. tostring(result))
+  return error_response(json, raw_id, -32000, "Server Error: " .. without_position(result))
 end
 
 --[[ Reading only as fast as we answer. An endpoint with `max_concurrent`
@@ -285,6 +293,11 @@ local function message(ep, msg, text, batch)
   end
   if msg.method ~= nil then return request(ep, msg, text, batch) end
   if msg.result ~= nil or msg.error ~= nil then return response(ep, msg, batch) end
+  if not batch and not ep.listener and msg.jsonrpc == nil and msg.id == nil then
+    -- not JSON-RPC at all (rpc-websockets' {"notification": ...}): a client
+    -- does not answer it; on("message") listeners may read it
+    return ep:emit("message", msg, text)
+  end
   return reject(ep, batch, "null", -32600, "Invalid Request",
     "received an object that is neither request nor response: " .. text:sub(1, 60))
 end
@@ -421,7 +434,7 @@ function M.check_handler(fn, name)
   if fn == nil or type(fn) == "function" then return fn end
   local mt = getmetatable(fn)
   if type(mt) == "table" and mt.__call then return fn end
-  error(("handler for '%s' must be a function or nil"):format(name), 3)
+  error(("handler for '%s' must be a function or nil"):format(name), options.caller_level())
 end
 
 return M

@@ -18,6 +18,7 @@ local queue = require "jsonrpc_websocket.queue"
 local M = {
   _VERSION = "jsonrpc_websocket scm",
   Server = client.Server,
+  send_raw = client.send_raw,
   listen = listen.listen,
   peer = listen.peer,
   TransportError = errors.TransportError,

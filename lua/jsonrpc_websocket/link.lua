@@ -323,7 +323,8 @@ end
 -- codec.positional_params_from_args): for what conn:send_call leaves,
 -- values it cannot write or a codec of the user's.
 local function send_encoded(self, prefix, id, ...)
-  local params = self.params_from_args(self.json, self.null, ...)
+  local params = codec.args_params(self.params_from_args, self.json, self.null,
+    self.method_names[prefix], ...)
   if id then return self.conn:send(request_message(prefix, params, id), id) end
   return self.conn:send(notification_message(prefix, params))
 end

@@ -353,7 +353,15 @@ local function wrap_authorize(l, fn)
   end
 end
 
+local LISTEN_OPTIONS = options.set{
+  "host", "port", "path", "protocols", "max_message_size", "max_concurrent_requests",
+  "max_batch", "max_connections", "authorize", "keepalive", "tls", "json", "timeout",
+  "handler_timeout", "max_send_queue", "max_send_messages", "send_queue_timeout",
+  "on_error", "handlers", "trace",
+}
+
 local function check_options(opts)
+  options.known(opts, LISTEN_OPTIONS, "listen", 3)
   if opts.host ~= nil and type(opts.host) ~= "string" then error("option 'host' must be a string", 3) end
   local port = opts.port
   if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
@@ -455,7 +463,13 @@ function M.listen(opts)
   sched.io_started() -- ended by close
   local srv = setmetatable({ [LISTENER] = l }, srv_mt)
   l.srv = srv
-  if opts.handlers then Srv.expose(srv, opts.handlers) end
+  if opts.handlers then
+    local ok, err = pcall(Srv.expose, srv, opts.handlers)
+    if not ok then -- a bad handler: no listener is left open
+      Srv.close(srv)
+      error(err, 0)
+    end
+  end
   return srv
 end
 
@@ -466,4 +480,5 @@ function M.peer()
   return ep and ep.peer
 end
 
+M.listener_methods, M.peer_methods = Srv, Peer -- for spec/docs_spec.lua
 return M

@@ -13,6 +13,7 @@
 
 local sched = require "jsonrpc_websocket.scheduler"
 local errors = require "jsonrpc_websocket.errors"
+local options = require "jsonrpc_websocket.options"
 
 local TimeoutError, OverflowError = errors.TimeoutError, errors.OverflowError
 local type, error, setmetatable, table_remove = type, error, setmetatable, table.remove
@@ -191,8 +192,11 @@ end
 
 --- queue([opts]): a Queue. opts.max bounds it (default: unbounded),
 -- opts.overflow = "drop_oldest" (default) or "error".
+local QUEUE_OPTIONS = options.set{ "max", "overflow" }
+
 function M.queue(opts)
   local max, overflow = M.limits(opts, "max", nil, 2)
+  if opts then options.known(opts, QUEUE_OPTIONS, "queue", 2) end
   return M.init({}, max, overflow)
 end
 

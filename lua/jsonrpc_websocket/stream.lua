@@ -9,6 +9,7 @@
 -- @module jsonrpc_websocket.stream
 
 local queue = require "jsonrpc_websocket.queue"
+local options = require "jsonrpc_websocket.options"
 local Queue = queue.Queue
 local sched = require "jsonrpc_websocket.scheduler"
 local codec = require "jsonrpc_websocket.codec"
@@ -293,8 +294,17 @@ local function check_option_name(opts, key, default, level)
   return v
 end
 
+local STREAM_OPTIONS = options.set{ "max_queue", "overflow", "timeout" }
+local SUBSCRIBE_OPTIONS = options.set{
+  "max_queue", "overflow", "timeout", "notification", "unsubscribe" }
+
 local function new_stream(link, fields, opts, level)
   local max, overflow = queue.limits(opts, "max_queue", MAX_QUEUE, level + 1)
+  if opts then
+    local sub = fields.kind == "subscription"
+    options.known(opts, sub and SUBSCRIBE_OPTIONS or STREAM_OPTIONS,
+      sub and "subscribe" or "notifications", level + 1)
+  end
   local timeout = link.timeout
   if opts and opts.timeout ~= nil then
     timeout = opts.timeout

@@ -113,4 +113,5 @@ function M.peer_gone(link)
   for _, sub in pairs(subs) do sub:close() end
 end
 
+M.Subscription = Subscription -- for spec/docs_spec.lua
 return M

@@ -26,7 +26,7 @@ function M.parse(url)
   scheme = scheme and scheme:lower()
   if scheme ~= "ws" and scheme ~= "wss" then
     error(("invalid websocket URL '%s' (expected ws://host[:port]/path)")
-      :format(M.redact(url)), 3)
+      :format(M.redact(url)), 4)
   end
   local userinfo, hostport = authority:match("^(.*)@(.*)$")
   local user, password
@@ -38,13 +38,13 @@ function M.parse(url)
   local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
   if not host or host == "" then
-    error(("invalid websocket URL '%s' (no host)"):format(M.redact(url)), 3)
+    error(("invalid websocket URL '%s' (no host)"):format(M.redact(url)), 4)
   end
   local secure = scheme == "wss"
   local default_port = secure and 443 or 80
   port = tonumber(port) or default_port
   if port < 1 or port > 65535 then
-    error(("invalid websocket URL '%s' (bad port)"):format(M.redact(url)), 3)
+    error(("invalid websocket URL '%s' (bad port)"):format(M.redact(url)), 4)
   end
   local path = rest:gsub("#.*$", "")
   if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
@@ -56,10 +56,10 @@ end
 
 local function header_list(headers)
   if headers == nil then return nil end
-  if type(headers) ~= "table" then error("option 'headers' must be a table", 4) end
+  if type(headers) ~= "table" then error("option 'headers' must be a table", 5) end
   local list = {}
   for name, value in pairs(headers) do
-    if type(name) ~= "string" then error("header names must be strings", 4) end
+    if type(name) ~= "string" then error("header names must be strings", 5) end
     list[#list + 1] = { name, tostring(value) }
   end
   table.sort(list, function(a, b) return a[1] < b[1] end)
@@ -69,16 +69,16 @@ end
 local function protocol_list(protocols)
   if protocols == nil then return nil end
   if type(protocols) == "string" then return protocols end
-  if type(protocols) ~= "table" then error("option 'protocols' must be a list of strings", 4) end
+  if type(protocols) ~= "table" then error("option 'protocols' must be a list of strings", 5) end
   return table.concat(protocols, ",")
 end
 
 local DEFAULT_KEEPALIVE = 30 -- seconds
 
 local function readable(path, what)
-  if type(path) ~= "string" then error(("option '%s' must be a file name"):format(what), 5) end
+  if type(path) ~= "string" then error(("option '%s' must be a file name"):format(what), 6) end
   local f, why = io.open(path, "rb")
-  if not f then error(("option '%s': cannot read %s"):format(what, why), 5) end
+  if not f then error(("option '%s': cannot read %s"):format(what, why), 6) end
   f:close()
   return path
 end
@@ -89,15 +89,15 @@ local TLS_KEYS = { ca_file = true, cert_file = true, key_file = true, verify = t
 -- missing file is named at Server() rather than failing a connect.
 local function tls_options(tls, out)
   if tls == nil then return end
-  if type(tls) ~= "table" then error("option 'tls' must be a table", 4) end
+  if type(tls) ~= "table" then error("option 'tls' must be a table", 5) end
   for k in pairs(tls) do
-    if not TLS_KEYS[k] then error(("unknown tls option '%s'"):format(tostring(k)), 4) end
+    if not TLS_KEYS[k] then error(("unknown tls option '%s'"):format(tostring(k)), 5) end
   end
   if tls.verify ~= nil and type(tls.verify) ~= "boolean" then
-    error("option 'tls.verify' must be a boolean", 4)
+    error("option 'tls.verify' must be a boolean", 5)
   end
   if (tls.cert_file == nil) ~= (tls.key_file == nil) then
-    error("options 'tls.cert_file' and 'tls.key_file' go together", 4)
+    error("options 'tls.cert_file' and 'tls.key_file' go together", 5)
   end
   out.ca_file = tls.ca_file and readable(tls.ca_file, "tls.ca_file")
   out.cert_file = tls.cert_file and readable(tls.cert_file, "tls.cert_file")
@@ -111,7 +111,7 @@ local function keepalive_seconds(v)
   if v == false then return 0 end
   local n = math.type(v) == "float" and math.tointeger(v) or v
   if math.type(n) ~= "integer" or n < 1 or n > 32767 then
-    error("option 'keepalive' must be whole seconds (1..32767) or false", 4)
+    error("option 'keepalive' must be whole seconds (1..32767) or false", 5)
   end
   return n
 end
@@ -119,13 +119,13 @@ end
 --- proxy = "http://host:port" (or "host:port") -> "host:port".
 local function proxy_address(proxy)
   if proxy == nil then return nil end
-  if type(proxy) ~= "string" then error("option 'proxy' must be a string", 4) end
+  if type(proxy) ~= "string" then error("option 'proxy' must be a string", 5) end
   local rest = proxy:gsub("^[hH][tT][tT][pP]://", "", 1):gsub("/$", "")
   local host, port = rest:match("^%[([^%]]+)%]:(%d+)$")
   if not host then host, port = rest:match("^([^:/@]+):(%d+)$") end
   port = tonumber(port)
   if not host or port < 1 or port > 65535 then
-    error(("option 'proxy' must be http://host:port, got '%s'"):format(proxy), 4)
+    error(("option 'proxy' must be http://host:port, got '%s'"):format(proxy), 5)
   end
   return host .. ":" .. port
 end
@@ -136,12 +136,12 @@ function M.connect_options(target, opts)
   local auth = opts.auth
   if auth ~= nil and (type(auth) ~= "table" or type(auth[1]) ~= "string"
       or type(auth[2]) ~= "string") then
-    error("option 'auth' must be { user, password }", 3)
+    error("option 'auth' must be { user, password }", 4)
   end
   if auth == nil and target.user then auth = { target.user, target.password } end
-  local max = options.positive_integer(opts, "max_message_size", 3)
+  local max = options.positive_integer(opts, "max_message_size", 4)
   if opts.compress ~= nil and type(opts.compress) ~= "boolean" then
-    error("option 'compress' must be a boolean", 3)
+    error("option 'compress' must be a boolean", 4)
   end
   local o = {
     address = target.address, port = target.port, host = target.host,
@@ -154,7 +154,8 @@ function M.connect_options(target, opts)
     compress = opts.compress == true,
     proxy = proxy_address(opts.proxy),
   }
-  if target.secure then tls_options(opts.tls, o) end
+  -- checked for ws:// too (a wrong file is a mistake either way), used for wss://
+  tls_options(opts.tls, target.secure and o or {})
   return o
 end
 
