@@ -84,6 +84,7 @@ struct jr_loop {
 	int in_hook;                 /* an authorize hook runs: no service */
 	jr_frames *frames;           /* gathered writes (frame.c), on demand */
 	int flush_pending;           /* a conn has output to flush (conn.c) */
+	jr_conn *to_flush;           /* the conns that have (conn.c) */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);

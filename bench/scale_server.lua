@@ -1,0 +1,15 @@
+-- The server side of the scale bench (issue 16): a listener answering
+-- add(a, b) and pid(). Prints "PORT n" once listening, then serves until
+-- killed or until stdin closes.
+--   lua5.4 scale_server.lua [PORT [WORKERS]]
+package.path = "../lua/?.lua;../lua/?/init.lua;" .. package.path
+package.cpath = "../build/?.so;" .. package.cpath
+local jsonrpc = require "jsonrpc_websocket"
+
+local port = tonumber(arg[1]) or 0
+local workers = tonumber(arg[2]) or 1
+local srv = jsonrpc.listen { port = port, workers = workers > 1 and workers or nil }
+srv.add = function(a, b) return a + b end
+io.stdout:write("PORT ", srv.port, "\n")
+io.stdout:flush()
+srv:run()
