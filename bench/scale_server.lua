@@ -10,6 +10,14 @@ local port = tonumber(arg[1]) or 0
 local workers = tonumber(arg[2]) or 1
 local srv = jsonrpc.listen { port = port, workers = workers > 1 and workers or nil }
 srv.add = function(a, b) return a + b end
+-- the Lua heap after a full collection, and the process's resident size
+srv.stats = function()
+  collectgarbage()
+  local f = io.open("/proc/self/status")
+  local rss = f and f:read("a"):match("VmRSS:%s*(%d+)")
+  if f then f:close() end
+  return { lua_kb = collectgarbage("count"), rss_kb = tonumber(rss), peers = srv.count }
+end
 io.stdout:write("PORT ", srv.port, "\n")
 io.stdout:flush()
 srv:run()

@@ -46,6 +46,15 @@
 #define JR_SERVER_MT "jsonrpc_websocket.listener"
 #define JR_MAX_PROTOCOLS 8
 #define JR_FRAG (64 * 1024)
+/*
+ * lws gives every session an rx buffer of the protocol's rx_buffer_size,
+ * malloc'ed at the upgrade and kept for the session's life; one page of
+ * it is resident even when idle. A small one costs an idle session ~1 KB
+ * instead of ~4 KB (issue 16); larger messages arrive in more pieces,
+ * which conn.c reassembles anyway. lws also sets SO_SNDBUF to that size:
+ * jr_accept puts JR_FRAG back, so answers leave as before.
+ */
+#define JR_SESSION_RX 1024
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
 
 typedef struct jr_server {
@@ -246,9 +255,12 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 	char addr[64], *data;
 	size_t len;
 	jr_conn *c;
+	int sndbuf = JR_FRAG + LWS_PRE;
 
 	if (!s || s->closed)
 		return -1;
+	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		   sizeof sndbuf);
 	c = jr_conn_accepted(s->loop, wsi, s->max_message, s,
 			     p && p->name && strcmp(p->name, s->protocols[0].name)
 			     ? p->name : NULL);
@@ -393,7 +405,8 @@ static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
 {
 	static const char default_name[] = "jsonrpc-websocket-server";
 	struct lws_protocols proto = {
-		default_name, jr_server_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+		default_name, jr_server_callback, 0, JR_SESSION_RX, 0, NULL,
+		JR_FRAG
 	};
 	int i, n = 0;
 
@@ -454,6 +467,10 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	else if (host && !strchr(host, ':'))
 		vi->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	vi->iface = host;
+	lua_getfield(L, opts, "reuse_port"); /* SO_REUSEPORT: workers.c */
+	if (lua_toboolean(L, -1))
+		vi->options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+	lua_pop(L, 1);
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
