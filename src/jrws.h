@@ -146,6 +146,14 @@ int jr_server_push_accept(lua_State *L, jr_event *e);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
 
+/* workers.c */
+typedef struct jr_shared jr_shared;
+int jr_bind_shared(lua_State *L, const char *host, lua_Integer port,
+		   int listening);
+jr_shared *jr_shared_listen(jr_loop *loop, struct lws_vhost *vh, int fd);
+void jr_shared_close(jr_shared *sh);
+extern const luaL_Reg jr_workers_functions[];
+
 /* frame.c */
 #define JR_GATHER (64 * 1024)    /* bytes of frames per gathered write */
 #define JR_FRAME_HEADER_MAX 14   /* 2 + 8 bytes of length + 4 of mask key */

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include "jrws.h"
@@ -66,6 +67,7 @@ typedef struct jr_server {
 	int vhost_gone;     /* lws has freed the vhost (finalize ran) */
 	int port;
 	int listen_fd;      /* the vhost's listening socket, or -1 */
+	jr_shared *shared;  /* reuse_port: our listening socket (workers.c) */
 	int has_hook;       /* uservalue 2 holds the authorize function */
 	size_t max_message;
 	char *path;         /* only this request path upgrades; NULL: any */
@@ -467,10 +469,6 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	else if (host && !strchr(host, ':'))
 		vi->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	vi->iface = host;
-	lua_getfield(L, opts, "reuse_port"); /* SO_REUSEPORT: workers.c */
-	if (lua_toboolean(L, -1))
-		vi->options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
-	lua_pop(L, 1);
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
@@ -510,6 +508,8 @@ static void jr_server_stop(jr_server *s)
 	int pass;
 
 	s->closed = 1;
+	jr_shared_close(s->shared);
+	s->shared = NULL;
 	/* still our listening socket (not a number reused since) */
 	if (s->listen_fd >= 0 && jr_is_listener_on(s->listen_fd, s->port))
 		lw = wsi_from_fd(s->loop->cx, s->listen_fd);
@@ -537,6 +537,44 @@ static int jr_listen_failed(lua_State *L, int err)
 		lua_pushliteral(L, "cannot listen (address in use, or not "
 				   "an address of this host?)");
 	return 2;
+}
+
+/*
+ * reuse_port: the listening socket is ours, with SO_REUSEPORT (lws 4.1.6
+ * sets it on none of its own), so that several processes may listen on
+ * one port; the vhost only serves what we accept (workers.c).
+ */
+static int jr_listen_shared(lua_State *L, jr_server *s,
+			    struct lws_context_creation_info *vi)
+{
+	const char *host = jr_field_string(L, 2, "host");
+	int fd;
+
+	if (!jr_bind_shared(L, host ? host : "*", vi->port, 1) ||
+	    lua_isnil(L, -2))
+		return 2; /* nil, why */
+	fd = (int)lua_tointeger(L, -2);
+	vi->port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	vi->finalize = jr_vhost_finalized;
+	vi->finalize_arg = s;
+	s->vhost_gone = 0;
+	s->vh = lws_create_vhost(jr_loop_context(L, s->loop), vi);
+	if (!s->vh) {
+		close(fd);
+		s->closed = 1;
+		return jr_listen_failed(L, errno);
+	}
+	s->port = (int)lua_tointeger(L, -1);
+	if (!(s->shared = jr_shared_listen(s->loop, s->vh, fd))) {
+		close(fd);
+		jr_server_stop(s);
+		return jr_listen_failed(L, ENOMEM);
+	}
+	lua_settop(L, 3);
+	lua_pushvalue(L, 3);
+	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	jr_loop_changed(s->loop);
+	return 1;
 }
 
 /*
@@ -574,6 +612,9 @@ static int l_listen(lua_State *L)
 		s->path = jr_dup(L, path);
 	jr_fill_protocols(L, s, 2);
 	jr_fill_vhost(L, s, &vi, 2);
+	if (lua_getfield(L, 2, "reuse_port"), lua_toboolean(L, -1))
+		return jr_listen_shared(L, s, &vi);
+	lua_pop(L, 1);
 	vi.finalize = jr_vhost_finalized;
 	vi.finalize_arg = s;
 	s->vhost_gone = 0;

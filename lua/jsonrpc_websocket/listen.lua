@@ -12,6 +12,7 @@ local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local workers = require "jsonrpc_websocket.workers"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -190,6 +191,7 @@ function Srv:close()
   end
   l.ud:close()
   if l.ud:gone() then ports_in_use[l.port] = nil end
+  workers.stop(l.workers)
   l.state = "closed"
   sched.io_ended()
   local waiters = l.run_waiters
@@ -206,8 +208,9 @@ function Srv:run()
   wait(w)
 end
 
---- notify_all(method, ...): a notification to every connected peer;
--- returns how many it went to.
+--- notify_all(method, ...): a notification to every connected peer of
+-- this process; returns how many it went to. With `workers`, each worker
+-- has its own peers: this reaches this worker's only.
 function Srv:notify_all(method, ...)
   local l = listener_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
@@ -278,13 +281,16 @@ srv_mt.__index = function(self, key)
   if key == "host" then return l.host end
   if key == "path" then return l.path end
   if key == "count" then return l.count end
+  if key == "worker" then return l.workers and l.workers.index or 1 end
+  if key == "workers" then return l.workers and l.workers.count or 1 end
   if type(key) ~= "string" then return nil end
   return proxy(l.handler_link, key) -- srv.app.users.getUsers = fn
 end
 
 srv_mt.__newindex = function(self, key, fn)
   if type(key) ~= "string" then error("handler names must be strings", 2) end
-  if Srv[key] or key == "port" or key == "host" or key == "path" or key == "count" then
+  if Srv[key] or key == "port" or key == "host" or key == "path" or key == "count"
+      or key == "worker" or key == "workers" then
     error(("srv.%s is taken; use srv:register(%q, fn)"):format(key, key), 2)
   end
   rawget(self, LISTENER).handler_link:register(key, fn)
@@ -327,6 +333,7 @@ local function check_options(opts)
     error("option 'path' must be a string starting with '/'", 3)
   end
   options.positive_integer(opts, "max_message_size", 3)
+  workers.check(opts, 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
@@ -348,7 +355,7 @@ local function bind(l, host, protocols, opts)
     local ud, why = core.listen(l, {
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
-      keepalive = opts.keepalive, tls = opts.tls,
+      keepalive = opts.keepalive, tls = opts.tls, reuse_port = opts.reuse_port,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
     if not ud or not port_taken(ud:port()) then return ud, why end
@@ -360,7 +367,9 @@ end
 --- listen(opts): a JSON-RPC websocket server on the shared loop.
 -- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
--- calls to peers), handler_timeout, json, on_error, handlers (for expose).
+-- calls to peers), handler_timeout, json, on_error, handlers (for expose),
+-- workers (N processes sharing the port: see workers.lua), reuse_port
+-- (SO_REUSEPORT: other processes may listen on the same port).
 function M.listen(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
@@ -386,8 +395,13 @@ function M.listen(opts)
     error(("listen on %s:%d failed: address in use (by another listener)")
       :format(host, opts.port), 2)
   end
+  local w
+  opts, w = workers.start(opts, host, 2)
+  l.workers = w
   local ud, why = bind(l, host, protocols, opts)
+  workers.release(w)
   if not ud then
+    workers.stop(w)
     error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
   end
   l.ud, l.port = ud, ud:port()
