@@ -44,6 +44,7 @@ build = {
     ["jsonrpc_websocket.link"] = "lua/jsonrpc_websocket/link.lua",
     ["jsonrpc_websocket.listen"] = "lua/jsonrpc_websocket/listen.lua",
     ["jsonrpc_websocket.workers"] = "lua/jsonrpc_websocket/workers.lua",
+    ["jsonrpc_websocket.proxies"] = "lua/jsonrpc_websocket/proxies.lua",
     ["jsonrpc_websocket.options"] = "lua/jsonrpc_websocket/options.lua",
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",

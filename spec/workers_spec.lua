@@ -1,7 +1,7 @@
 -- listen{ workers = N } and reuse_port (issue 16): N processes share one
 -- port, every one of them serves, and none outlives its parent.
 local jsonrpc = require "jsonrpc_websocket"
-local helper = require "spec.helper"
+local helper = require "helper"
 
 -- Starts spec/workers_server.lua; returns { port, pid, handle, line() }.
 local function start_server(args)

@@ -69,6 +69,7 @@ typedef struct jr_server {
 	int listen_fd;      /* the vhost's listening socket, or -1 */
 	jr_shared *shared;  /* reuse_port: our listening socket (workers.c) */
 	int has_hook;       /* uservalue 2 holds the authorize function */
+	int proxy_headers;  /* trusted_proxies: accept events carry them */
 	size_t max_message;
 	char *path;         /* only this request path upgrades; NULL: any */
 	char *names[JR_MAX_PROTOCOLS];
@@ -251,10 +252,52 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* The value of request header `name` (lower case, with the colon), known
+ * to lws as a token or not; "" when absent. */
+static void jr_header_value(struct lws *wsi, const char *name, char *buf,
+			    int size)
+{
+	int t, n = -1;
+
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *tn = (const char *)lws_token_to_string(
+				(enum lws_token_indexes)t);
+		if (tn && !strcmp(tn, name)) {
+			n = lws_hdr_copy(wsi, buf, size, (enum lws_token_indexes)t);
+			break;
+		}
+	}
+	if (t == WSI_TOKEN_COUNT)
+		n = lws_hdr_custom_copy(wsi, buf, size, name, (int)strlen(name));
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+}
+
+/*
+ * The accept event's address: the socket's peer, and with trusted_proxies
+ * the headers a proxy adds after it, "addr\nx-forwarded-for\nx-real-ip"
+ * (HTTP header values hold no newline); proxies.lua decides which counts.
+ */
+static int jr_accept_address(struct lws *wsi, jr_server *s, char *addr,
+			     size_t size)
+{
+	char xff[1024], xri[128];
+
+	if (!lws_get_peer_simple(wsi, addr, size))
+		strcpy(addr, "?");
+	if (!s->proxy_headers)
+		return 0;
+	jr_header_value(wsi, "x-forwarded-for:", xff, (int)sizeof xff);
+	jr_header_value(wsi, "x-real-ip:", xri, (int)sizeof xri);
+	return snprintf(addr + strlen(addr), size - strlen(addr), "\n%s\n%s",
+			xff, xri) < 0;
+}
+
 static int jr_accept(struct lws *wsi, jr_server *s)
 {
 	const struct lws_protocols *p = lws_get_protocol(wsi);
-	char addr[64], *data;
+	char addr[1280], *data;
 	size_t len;
 	jr_conn *c;
 	int sndbuf = JR_FRAG + LWS_PRE;
@@ -268,8 +311,7 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 			     ? p->name : NULL);
 	if (!c)
 		return -1;
-	if (!lws_get_peer_simple(wsi, addr, sizeof addr))
-		strcpy(addr, "?");
+	jr_accept_address(wsi, s, addr, sizeof addr);
 	len = strlen(addr);
 	if (!(data = malloc(len + 1)))
 		return -1; /* WSI_DESTROY frees c */
@@ -600,6 +642,9 @@ static int l_listen(lua_State *L)
 	s = jr_new_server(L, loop);                 /* 3 */
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, 3, 1);
+	lua_getfield(L, 2, "proxy_headers");
+	s->proxy_headers = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	s->has_hook = lua_getfield(L, 2, "authorize") != LUA_TNIL;
 	lua_setiuservalue(L, 3, 2);
 	lua_getfield(L, 2, "max_message_size");

@@ -13,6 +13,7 @@ local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
 local workers = require "jsonrpc_websocket.workers"
+local proxies = require "jsonrpc_websocket.proxies"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -117,6 +118,7 @@ end
 
 --- Core event: a session passed the handshake.
 function Listener:accept(conn, address)
+  if self.trusted then address = proxies.client_address(self.trusted, address) end
   self.next_peer = self.next_peer + 1
   local link = Link.init({
     url = "peer " .. address, address = address, id = self.next_peer,
@@ -334,6 +336,7 @@ local function check_options(opts)
   end
   options.positive_integer(opts, "max_message_size", 3)
   workers.check(opts, 3)
+  proxies.check(opts, 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
@@ -356,6 +359,7 @@ local function bind(l, host, protocols, opts)
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
       keepalive = opts.keepalive, tls = opts.tls, reuse_port = opts.reuse_port,
+      proxy_headers = l.trusted ~= nil,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
     if not ud or not port_taken(ud:port()) then return ud, why end
@@ -369,7 +373,8 @@ end
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
 -- calls to peers), handler_timeout, json, on_error, handlers (for expose),
 -- workers (N processes sharing the port: see workers.lua), reuse_port
--- (SO_REUSEPORT: other processes may listen on the same port).
+-- (SO_REUSEPORT: other processes may listen on the same port),
+-- trusted_proxies (peer.address from X-Forwarded-For: see proxies.lua).
 function M.listen(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
@@ -387,6 +392,7 @@ function M.listen(opts)
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},
+    trusted = proxies.trusted(opts),
     state = "open",
   }, Listener)
   l.handler_link = Link.init({ handlers = l.handlers, json = json,
