@@ -272,6 +272,16 @@ static size_t read_frames(struct conn *c, unsigned char *buf, size_t len)
 	return off;
 }
 
+/* recv() into buf; <= 0 when there is nothing (the connection may have
+ * died: then it is marked so). */
+static ssize_t recv_some(struct conn *c, unsigned char *buf, size_t cap)
+{
+	ssize_t n = recv(c->fd, buf, cap, 0);
+	if (n <= 0 && !(n < 0 && errno == EAGAIN))
+		kill_conn(c, n ? strerror(errno) : "closed by the server");
+	return n;
+}
+
 static void read_open(struct conn *c)
 {
 	unsigned char idle_buf[512];
@@ -281,26 +291,16 @@ static void read_open(struct conn *c)
 
 	if (!c->tx) { /* idle: pings only; answer them from a stack buffer */
 		unsigned char tx[256];
-		n = recv(c->fd, buf, cap, 0);
-		if (n <= 0) {
-			if (n < 0 && errno == EAGAIN)
-				return;
-			kill_conn(c, n ? strerror(errno) : "closed by the server");
+		if ((n = recv_some(c, buf, cap)) <= 0)
 			return;
-		}
 		c->tx = tx;
 		read_frames(c, buf, (size_t)n);
 		flush(c);
 		c->tx = NULL;
 		return;
 	}
-	n = recv(c->fd, buf + c->rx_len, cap - c->rx_len, 0);
-	if (n <= 0) {
-		if (n < 0 && errno == EAGAIN)
-			return;
-		kill_conn(c, n ? strerror(errno) : "closed by the server");
+	if ((n = recv_some(c, buf + c->rx_len, cap - c->rx_len)) <= 0)
 		return;
-	}
 	c->rx_len += (size_t)n;
 	used = read_frames(c, buf, c->rx_len);
 	if (c->state != OPEN)

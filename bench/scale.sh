@@ -26,6 +26,7 @@ SECS=${SECONDS_PER_RUN:-1}
 LEVELS=${LEVELS:-"0 1000 5000 10000 15000"}
 BIG=${BIG:-100000}
 PARTS=${PARTS:-"throughput idle big"}
+IDLE_ROUNDS=${IDLE_ROUNDS:-7}
 WORKERS=${WORKERS:-6}
 LUA=${LUA:-lua5.4}
 HARD=$(ulimit -Hn)
@@ -81,16 +82,35 @@ rss_kb() {
 	echo $sum
 }
 
+# one_run PORT PID CONNS INFLIGHT -> "calls/s cpu_us_per_call", or nothing
+one_run() {
+	local line
+	line=$(timeout 120 $client_pin out/loadgen "$1" calls "$3" "$4" "$SECS" $(family "$2") || true)
+	echo "$1 $line" >> out/scale-raw.txt
+	echo "$line" | awk '/^RESULT/{
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		if (v["calls"] > 0) printf "%.0f %.2f\n", v["calls"] / v["secs"], 1e6 * v["server_cpu"] / v["calls"] }'
+}
+
+median() { sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0" }'; }
+
 # calls CONNS INFLIGHT -> "calls/s cpu_us_per_call" (median of ROUNDS by rate)
 calls() {
-	local r line
-	for r in $(seq "$ROUNDS"); do
-		line=$(timeout 120 $client_pin out/loadgen "$port" calls "$1" "$2" "$SECS" $(family "$spid") || true)
-		echo "$line" >> out/scale-raw.txt
-		echo "$line" | awk '/^RESULT/{
-			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-			if (v["calls"] > 0) printf "%.0f %.2f\n", v["calls"] / v["secs"], 1e6 * v["server_cpu"] / v["calls"] }'
-	done | sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0" }'
+	local r
+	for r in $(seq "$ROUNDS"); do one_run "$port" "$spid" "$1" "$2"; done | median
+}
+
+# compare PORT PID: one client's sequential calls/s on this server and on
+# the base server (none open), runs interleaved so that the machine's other
+# work weighs on both alike -> "rate base_rate"
+compare() {
+	local r a=out/scale-cmp-a b=out/scale-cmp-b
+	: > $a; : > $b
+	for r in $(seq "$IDLE_ROUNDS"); do
+		one_run "$1" "$2" 1 1 >> $a
+		one_run "$bport" "$bpid" 1 1 >> $b
+	done
+	echo "$(median < $a | cut -d' ' -f1) $(median < $b | cut -d' ' -f1)"
 }
 
 # hold N: N more idle connections, by as many loadgen processes as the
@@ -155,49 +175,50 @@ done
 echo
 echo "### Idle connections: memory and one client's sequential calls/s"
 echo
-echo "| idle connections | processes | server RSS MB | KB per idle connection | calls/s (1 × 1) | vs none open |"
-echo "|---:|---:|---:|---:|---:|---:|"
+echo "One client's sequential calls (1 × 1) on the server holding the idle connections and, interleaved, on a second server with none open; $IDLE_ROUNDS rounds of ${SECS} s each, medians."
+echo
+echo "| idle connections | processes | server RSS MB | KB per idle connection | calls/s (1 × 1) | none open, same time | ratio |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 } >> "$report"
 : > out/scale.dat
 part idle || LEVELS=
+start_server base "$LUA" scale_server.lua 0
+bport=$port bpid=$spid
 start_server lua "$LUA" scale_server.lua 0
 rss0=$(rss_kb "$spid")
-base=
 for level in $LEVELS; do
 	if ! hold $(( level - $(held) )); then
-		echo "| $level | 1 | stopped: $held_why | | | |" >> "$report"
+		echo "| $level | 1 | stopped: $held_why | | | | |" >> "$report"
 		break
 	fi
 	sleep 1
 	rss=$(rss_kb "$spid")
-	read -r rate _ < <(calls 1 1)
-	base=${base:-$rate}
+	read -r rate base < <(compare "$port" "$spid")
 	awk -v n="$level" -v r="$rss" -v r0="$rss0" -v c="$rate" -v b="$base" 'BEGIN {
-		printf "| %d | 1 | %.1f | %s | %d | %.2f× |\n", n, r / 1024,
-			n ? sprintf("%.2f", (r - r0) / n) : "-", c, c / b }' >> "$report"
-	echo "$level $rss $rate" >> out/scale.dat
+		printf "| %d | 1 | %.1f | %s | %d | %d | %.2f× |\n", n, r / 1024,
+			n ? sprintf("%.2f", (r - r0) / n) : "-", c, b, c / b }' >> "$report"
+	echo "$level $rss $rate $base" >> out/scale.dat
 done
 release_all
-stop_servers
 
 if part big && [ "$BIG" -gt 0 ]; then
+	[ -n "${bport:-}" ] || { start_server base "$LUA" scale_server.lua 0; bport=$port bpid=$spid; }
 	start_server workers "$LUA" scale_server.lua 0 "$WORKERS"
 	sleep 0.5
 	rss0=$(rss_kb "$spid")
-	read -r base _ < <(calls 1 1)
 	if hold "$BIG"; then
 		sleep 2
 		rss=$(rss_kb "$spid")
-		read -r rate _ < <(calls 1 1)
+		read -r rate base < <(compare "$port" "$spid")
 		awk -v n="$BIG" -v w="$WORKERS" -v r="$rss" -v r0="$rss0" -v c="$rate" -v b="$base" 'BEGIN {
-			printf "| %d | %d | %.1f | %.2f | %d | %.2f× |\n", n, w, r / 1024, (r - r0) / n, c, c / b }' >> "$report"
-		echo "$BIG $rss $rate" >> out/scale.dat
+			printf "| %d | %d | %.1f | %.2f | %d | %d | %.2f× |\n", n, w, r / 1024, (r - r0) / n, c, b, c / b }' >> "$report"
+		echo "$BIG $rss $rate $base" >> out/scale.dat
 	else
-		echo "| $BIG | $WORKERS | stopped after $(held): $held_why | | | |" >> "$report"
+		echo "| $BIG | $WORKERS | stopped after $(held): $held_why | | | | |" >> "$report"
 	fi
 	release_all
-	stop_servers
 fi
+stop_servers
 
 cat > out/scale.gp <<'EOF'
 set terminal pngcairo size 800,440 font ",10"
@@ -208,12 +229,13 @@ set ylabel "server RSS (MB)"
 set y2label "one client's sequential calls/s"
 set y2tics
 set ytics nomirror
-set key left top
+set key at graph 0.62, graph 0.5 center box opaque
 set grid
 set yrange [0:*]
 set y2range [0:*]
 plot "out/scale.dat" using 1:($2/1024) with linespoints lw 2 title "server memory (MB)", \
-     "out/scale.dat" using 1:3 axes x1y2 with linespoints lw 2 title "calls/s, 1 x 1"
+     "out/scale.dat" using 1:3 axes x1y2 with linespoints lw 2 title "calls/s, 1 x 1", \
+     "out/scale.dat" using 1:4 axes x1y2 with linespoints lw 1 dt 2 title "calls/s, 1 x 1, a server with none open (same time)"
 EOF
 gnuplot out/scale.gp || echo "scale.sh: gnuplot failed; data in out/scale.dat" >&2
 cat "$report"

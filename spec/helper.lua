@@ -12,10 +12,12 @@ if os.getenv("JSONRPC_GC") == "aggressive" then
   collectgarbage("incremental", 100, 1000, 1)
 end
 
---- Starts a peer; returns { port, pid, url(path), stop() }.
-function M.start_peer(args, script)
+--- Starts a peer; returns { port, pid, url(path), stop() }. script (default
+-- spec/peer.py) runs under interpreter (default Python) and prints
+-- "PORT n PID p" first.
+function M.start_peer(args, script, interpreter)
   local handle = assert(io.popen(("exec %s %s %s")
-    :format(M.PYTHON, script or "spec/peer.py", args or ""), "r"))
+    :format(interpreter or M.PYTHON, script or "spec/peer.py", args or ""), "r"))
   local line = handle:read("l") or ""
   local port, pid = line:match("^PORT (%d+) PID (%d+)$")
   assert(port, "peer did not start: " .. line)

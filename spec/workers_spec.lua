@@ -3,22 +3,9 @@
 local jsonrpc = require "jsonrpc_websocket"
 local helper = require "helper"
 
--- Starts spec/workers_server.lua; returns { port, pid, handle, line() }.
+-- Starts spec/workers_server.lua; returns { port, pid, handle, stop() }.
 local function start_server(args)
-  local h = assert(io.popen("exec lua5.4 spec/workers_server.lua " .. args, "r"))
-  local line = h:read("l") or ""
-  local port, pid = line:match("^PORT (%d+) PID (%d+)$")
-  assert(port, "server did not start: " .. line)
-  local s = { port = tonumber(port), pid = tonumber(pid), handle = h }
-  function s.stop()
-    if s.handle then
-      os.execute(("kill %d 2>/dev/null"):format(s.pid))
-      s.handle:close()
-      s.handle = nil
-    end
-  end
-  s.reaper = setmetatable({}, { __gc = function() s.stop() end })
-  return s
+  return helper.start_peer(args, "spec/workers_server.lua", "lua5.4")
 end
 
 local function children(pid)
