@@ -7,6 +7,7 @@
 #   make valgrind   the spec suite under valgrind (leaks and errors fail)
 #   make fuzz       libFuzzer on inbound messages for FUZZ_TIME s (fuzz/)
 #   make bench      benchmarks (see bench/)
+#   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
 
 LUA      ?= lua5.4
@@ -36,7 +37,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench install clean
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean
 
 all: build/$(MODULE)
 
@@ -96,6 +97,10 @@ demo: deps build/$(MODULE)
 
 bench: build/$(MODULE)
 	$(MAKE) -C bench
+
+# Figures of issue 10, written to bench/out/soak.txt (see README "Limits").
+soak: build/$(MODULE)
+	$(FD_ROOM) $(LUA) bench/soak.lua
 
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec

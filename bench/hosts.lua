@@ -218,13 +218,6 @@ local function run_mode(m)
   return r
 end
 
-local function median(m, key)
-  local xs = {}
-  for i = 1, ROUNDS do xs[i] = run_mode(m)[key] end
-  table.sort(xs)
-  return xs[(#xs + 1) // 2]
-end
-
 -- Each mode ROUNDS times, interleaved; medians of each key.
 local function medians(modes)
   local got = {}
@@ -252,8 +245,8 @@ local gaps = medians { "gap-inflight", "gap-1mb" }
 local gap_k, gap_1mb = gaps["gap-inflight"].worst_gap_ms, gaps["gap-1mb"].worst_gap_ms
 local step_k, step_1mb = gaps["gap-inflight"].longest_step_ms, gaps["gap-1mb"].longest_step_ms
 local idle = run_mode("idle").cpu_percent
-local calls = medians { "calls-run", "calls-luv", "calls-cqueues" }
-local c_run, c_luv, c_cq = calls["calls-run"], calls["calls-luv"], calls["calls-cqueues"]
+local rates = medians { "calls-run", "calls-luv", "calls-cqueues" }
+local c_run, c_luv, c_cq = rates["calls-run"], rates["calls-luv"], rates["calls-cqueues"]
 
 local function met(ok) return ok and "met" or "**missed**" end
 local out = {

@@ -13,11 +13,14 @@ local function program(code)
   return out
 end
 
+-- The same, attached to luv (`uv` is the luv module).
+local function luv_program(code)
+  return program('local uv = require "luv"\njsonrpc.attach(uv)\n' .. code)
+end
+
 describe("luv", function()
   it("ticks a 10 ms timer while 1,000 calls wait; serves and calls in one program", function()
-    local out = program [[
-      local uv = require "luv"
-      jsonrpc.attach(uv)
+    local out = luv_program [[
       local srv = jsonrpc.listen { port = 0 }
       srv.add = function(a, b) return a + b end
       local ticks = 0
@@ -50,10 +53,8 @@ describe("luv", function()
       .. "uv.run returned\tfalse\n", out)
   end)
 
-  it("runs handlers, timeouts, batches and reconnects attached", function()
-    local out = program [[
-      local uv = require "luv"
-      jsonrpc.attach(uv)
+  it("runs handlers, timeouts, batches, reconnects and keepalive attached", function()
+    local out = luv_program [[
       coroutine.wrap(function()
         local s = jsonrpc.Server(PEER, { reconnect = { initial = 0.05, max = 0.1 },
           on_error = function() end })
@@ -78,11 +79,17 @@ describe("luv", function()
         end
         print("reconnected", s.add(2, 3))
         s:close()
+        -- keepalive: lws's pings and deadlines run on timers luv drives
+        local frozen = jsonrpc.Server(PEER, { keepalive = 1 })
+        frozen:ws_connect()
+        local ok2, err2 = pcall(frozen.freeze, 10)
+        print("keepalive", ok2, err2.cause)
       end)()
       uv.run()
       print("returned")
     ]]
-    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nbatch\t3\tx\nreconnected\t5\nreturned\n", out)
+    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nbatch\t3\tx\nreconnected\t5\n"
+      .. "keepalive\tfalse\tkeepalive timeout\nreturned\n", out)
   end)
 
   it("raises a clear error for a call that cannot yield, and for bad attach", function()
@@ -107,7 +114,8 @@ describe("luv", function()
     ]]
     local lines = {}
     for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    assert.matches("bad argument #1 to 'attach' %(the luv module or a cqueues controller expected, got number%)", lines[1])
+    assert.matches("bad argument #1 to 'attach' %(the luv module or a cqueues "
+      .. "controller expected, got number%)", lines[1])
     assert.matches("got a table that is neither", lines[2], 1, true)
     assert.matches("already attached to luv", lines[3], 1, true)
     assert.matches("^false\t.*cannot wait here.*uv%.run%(%) runs.*inside a coroutine", lines[4])
@@ -208,5 +216,31 @@ describe("the raw pollable", function()
       print(table.concat(results, ","), polls > 3)
     ]]
     assert.equal("number\tr\nstep(0) returns at once\ttrue\n1,2,3\ttrue\n", out)
+  end)
+
+  it("is driven by luv by hand, without attach: a uv poll and a uv timer", function()
+    local out = program [[
+      local uv = require "luv"
+      local loop = jsonrpc.loop
+      local s = jsonrpc.Server(PEER)
+      local results = {}
+      jsonrpc.spawn(function()
+        s:ws_connect()
+        for i = 1, 3 do results[#results + 1] = s.sleep(0.05, i) end
+        s:close()
+      end)
+      local poll, timer = uv.new_poll(loop:pollfd()), uv.new_timer()
+      local function step()
+        loop:step(0)
+        if not loop:busy() then poll:close(); timer:close(); return end
+        local t = loop:timeout()
+        if t then timer:start(math.ceil(t * 1000), 0, step) else timer:stop() end
+      end
+      poll:start("r", step)
+      step()
+      uv.run()
+      print(table.concat(results, ","))
+    ]]
+    assert.equal("1,2,3\n", out)
   end)
 end)

@@ -53,12 +53,16 @@ describe("a hostile or buggy peer", function()
       "received a response with unknown id 987654")
   end)
 
-  it("an answer to a waiting call whose result is not JSON", function()
+  it("an answer to a waiting call whose result is not JSON settles that call", function()
     local id = tonumber(s.raw_request():match('"id":(%d+)')) + 1 -- the next call's
     local bad = ('{"jsonrpc":"2.0","result":[tru],"id":%d}'):format(id)
-    assert.equal(7, s.send_raw_then_answer(bad, 7)) -- the real answer follows
+    local ok, err = pcall(s.send_raw_then_answer, bad, 7) -- a second answer follows
+    assert.is_false(ok)
+    assert.is_true(jsonrpc.ProtocolError.is(err), tostring(err))
+    assert.equal(-32700, err.code)
     assert.matches("received a message that is not JSON", reported[1], 1, true)
     assert.equal(3, s.add(1, 2))
+    assert.matches("unknown id " .. id, reported[2], 1, true) -- the second answer
   end)
 
   it("a duplicate response", function()

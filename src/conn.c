@@ -25,6 +25,11 @@
 #define JR_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 #define JR_TOO_LARGE "message too large"
 #define JR_KEEPALIVE_TIMEOUT "keepalive timeout"
+/* the send queue's defaults (see README "Limits") */
+#define JR_DEFAULT_QUEUE_BYTES ((size_t)1024 * 1024)
+#define JR_DEFAULT_QUEUE_MESSAGES 16384
+#define JR_DEFAULT_QUEUE_TIMEOUT 30 /* seconds full before the close */
+#define JR_QUEUE_FULL "send queue full"
 
 struct jr_out {
 	struct jr_out *next;
@@ -60,6 +65,13 @@ struct jr_conn {
 	int rx_binary;
 
 	struct jr_out *out_head, **out_tail;
+	/* the send queue's bound: whole messages not yet written (payload
+	 * bytes and count); an empty queue takes any one message */
+	size_t out_bytes, out_count, max_out_bytes, max_out_count;
+	int out_full;                /* a send was refused: "drained" is due */
+	lws_usec_t out_timeout;      /* full this long: closed 1008; 0: never */
+	lws_sorted_usec_list_t stall; /* runs out when the queue stays full */
+	int reading_paused;          /* conn:reading(false): rx flow off */
 	lua_Integer *unsent; /* at the end: pairs (first id, count) never sent */
 	size_t nunsent;
 
@@ -110,6 +122,7 @@ static void jr_free_out(jr_conn *c)
 	}
 	c->out_head = NULL;
 	c->out_tail = &c->out_head;
+	c->out_bytes = c->out_count = 0;
 }
 
 /*
@@ -246,7 +259,10 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 		c->rx_len = 0;
 		c->rx_binary = binary;
 	}
-	if (len > c->max_message - c->rx_len) {
+	/* what the frame's header declares counts at once: a peer that
+	 * announces a gigabyte is refused before it sends one */
+	if (len > c->max_message - c->rx_len ||
+	    remaining > c->max_message - c->rx_len - len) {
 		free(c->rx);
 		c->rx = NULL;
 		c->rx_cap = c->rx_len = 0;
@@ -293,6 +309,31 @@ static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
 	return rc < 0 ? -1 : 0;
 }
 
+/* The queue that was full has room again (half of it free): the senders
+ * waiting for room hear it as a "drained" event. */
+static void jr_queue_drained(jr_conn *c)
+{
+	c->out_full = 0;
+	lws_sul_cancel(&c->stall);
+	if (c->loop && !jr_loop_push(c->loop, c, JR_EV_DRAINED, NULL, 0, 0))
+		jr_loop_wake(c->loop);
+}
+
+/* The queue stayed full for out_timeout: the peer does not read. It is
+ * dropped without a close frame (that would wait behind what the peer
+ * does not read) and reported as closed here with 1008. */
+static void jr_stalled(lws_sorted_usec_list_t *sul)
+{
+	jr_conn *c = lws_container_of(sul, jr_conn, stall);
+
+	if (!c->wsi)
+		return;
+	c->end_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+	c->closed_here = 1;
+	snprintf(c->end_reason, sizeof c->end_reason, JR_QUEUE_FULL);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* The head message is all written: drop it. */
 static void jr_out_done(jr_conn *c)
 {
@@ -301,7 +342,12 @@ static void jr_out_done(jr_conn *c)
 	c->out_head = o->next;
 	if (!c->out_head)
 		c->out_tail = &c->out_head;
+	c->out_bytes -= o->len;
+	c->out_count--;
 	free(o);
+	if (c->out_full && c->out_bytes <= c->max_out_bytes / 2 &&
+	    c->out_count <= c->max_out_count / 2)
+		jr_queue_drained(c);
 }
 
 /* Writes the queued whole messages that fit in one gathered write
@@ -520,6 +566,7 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 {
 	lws_set_opaque_user_data(wsi, NULL);
 	c->wsi = NULL;
+	lws_sul_cancel(&c->stall);
 	jr_note_unsent(c);
 	jr_free_out(c);
 	if (!c->ud_alive) { /* the Lua state is closing */
@@ -587,6 +634,12 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	jr_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 
+	/* a listener's check of a client certificate (tls.verify_client),
+	 * asked of the context's first protocol, whichever that is: 0
+	 * accepts, so OpenSSL's verdict (len) must be passed on, or any
+	 * certificate would do */
+	if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION)
+		return !len;
 	if (!c)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
@@ -844,6 +897,9 @@ static jr_conn *jr_conn_alloc(jr_loop *loop)
 	c->loop = loop;
 	c->self_ref = LUA_NOREF;
 	c->out_tail = &c->out_head;
+	c->max_out_bytes = JR_DEFAULT_QUEUE_BYTES;
+	c->max_out_count = JR_DEFAULT_QUEUE_MESSAGES;
+	c->out_timeout = (lws_usec_t)JR_DEFAULT_QUEUE_TIMEOUT * LWS_US_PER_SEC;
 	c->next = loop->conns;
 	if (loop->conns)
 		loop->conns->pprev = &c->next;
@@ -936,6 +992,25 @@ static int l_connect(lua_State *L)
 	return 1;
 }
 
+/* The send queue has no room: false, why, "full". The sender waits for
+ * the "drained" event; if none comes within out_timeout, jr_stalled. */
+static int jr_refuse_full(lua_State *L, jr_conn *c)
+{
+	if (!c->out_full) {
+		c->out_full = 1;
+		if (c->out_timeout && c->loop && c->loop->cx)
+			lws_sul_schedule(c->loop->cx, 0, &c->stall, jr_stalled,
+					 c->out_timeout);
+		if (c->loop) /* scheduled outside a callback: see loop.c */
+			jr_loop_changed(c->loop);
+	}
+	lua_pushboolean(L, 0);
+	lua_pushfstring(L, "send queue full (%I messages, %I bytes waiting)",
+			(lua_Integer)c->out_count, (lua_Integer)c->out_bytes);
+	lua_pushliteral(L, "full");
+	return 3;
+}
+
 /* Pushes false, why, kind and returns 3 when c cannot send a message of
  * len bytes; returns 0 when it can. */
 static int jr_refuse(lua_State *L, jr_conn *c, size_t len)
@@ -954,6 +1029,10 @@ static int jr_refuse(lua_State *L, jr_conn *c, size_t len)
 		lua_pushliteral(L, "too_large");
 		return 3;
 	}
+	if (c->out_head && (c->out_count >= c->max_out_count ||
+			    len > c->max_out_bytes - c->out_bytes ||
+			    c->out_bytes > c->max_out_bytes))
+		return jr_refuse_full(L, c);
 	return 0;
 }
 
@@ -984,6 +1063,8 @@ static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
 	lua_pop(L, 1);
 	*c->out_tail = o;
 	c->out_tail = &o->next;
+	c->out_bytes += o->len;
+	c->out_count++;
 	jr_want_write(c);
 	if (o->ids > 0 && main_thread && c->flush && !c->loop->in_service &&
 	    !c->loop->in_hook)
@@ -1121,6 +1202,52 @@ static int l_abort(lua_State *L)
 	return 0;
 }
 
+/* conn:queue_limits(bytes, messages, timeout): the send queue's bound
+ * (see jr_refuse) and how long it may stay full before the connection is
+ * dropped (seconds; 0: never). Arguments left nil keep their value. */
+static int l_queue_limits(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	lua_Integer bytes = luaL_optinteger(L, 2, (lua_Integer)c->max_out_bytes);
+	lua_Integer count = luaL_optinteger(L, 3, (lua_Integer)c->max_out_count);
+	lua_Number secs = luaL_optnumber(L, 4, (lua_Number)c->out_timeout / LWS_US_PER_SEC);
+
+	luaL_argcheck(L, bytes > 0, 2, "must be positive");
+	luaL_argcheck(L, count > 0, 3, "must be positive");
+	luaL_argcheck(L, secs >= 0 && secs < 1e9, 4, "must be 0..1e9 seconds");
+	c->max_out_bytes = (size_t)bytes;
+	c->max_out_count = (size_t)count;
+	c->out_timeout = (lws_usec_t)(secs * LWS_US_PER_SEC);
+	return 0;
+}
+
+/* conn:queued() -> bytes, messages: what waits in the send queue. */
+static int l_queued(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	lua_pushinteger(L, (lua_Integer)c->out_bytes);
+	lua_pushinteger(L, (lua_Integer)c->out_count);
+	return 2;
+}
+
+/* conn:reading(on): reading from the peer on or off. Off, libwebsockets
+ * leaves what arrives in the kernel, whose buffers fill until TCP stops
+ * the peer (lws_rx_flow_control). */
+static int l_reading(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	int on = lua_toboolean(L, 2);
+
+	if (c->wsi && c->reading_paused == on) {
+		c->reading_paused = !on;
+		lws_rx_flow_control(c->wsi, on);
+		/* what lws kept buffered meanwhile waits for its service */
+		if (on && c->loop)
+			jr_loop_changed(c->loop);
+	}
+	return 0;
+}
+
 /* conn:core_json(on): the codec is the core's own (the default cjson):
  * send_call may write simple params itself (encode.c), and pop() may hand
  * simple responses over already read, as "response" events (scan.c). */
@@ -1189,6 +1316,9 @@ static const luaL_Reg jr_conn_methods[] = {
 	{"abort", l_abort},
 	{"subprotocol", l_subprotocol},
 	{"core_json", l_core_json},
+	{"queue_limits", l_queue_limits},
+	{"queued", l_queued},
+	{"reading", l_reading},
 	{NULL, NULL}
 };
 
@@ -1234,17 +1364,6 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 void *jr_conn_listener(const jr_conn *c)
 {
 	return c->listener;
-}
-
-/* Whether lws still holds a session of `listener` (its wsi not freed). */
-int jr_conn_any_session(jr_loop *loop, const void *listener)
-{
-	jr_conn *c;
-
-	for (c = loop->conns; c; c = c->next)
-		if (c->listener == listener && c->wsi)
-			return 1;
-	return 0;
 }
 
 /* Pushes the userdata for an accepted session and anchors it until its

@@ -92,6 +92,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
 /*
  * pop() -> owner, kind, ...  or nothing when the queue is empty.
  *   owner, "open"
+ *   owner, "drained": the send queue that was full has room again
  *   owner, "message", data, is_binary
  *   owner, "response", id, result [, true: result is JSON text to decode]
  *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
@@ -119,6 +120,11 @@ static int l_pop(lua_State *L)
 		break;
 	case JR_EV_CLOSED:
 		n = jr_conn_push_closed(L, e->conn);
+		break;
+	case JR_EV_DRAINED:
+		jr_conn_push_owner(L, e->conn);
+		lua_pushliteral(L, "drained");
+		n = 2;
 		break;
 	case JR_EV_ACCEPT: /* 0 when its listener closed meanwhile */
 		n = jr_server_push_accept(L, e);

@@ -52,7 +52,8 @@ enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
 	JR_EV_MESSAGE, /* one whole inbound message */
 	JR_EV_CLOSED,  /* the connection is gone (or never came up) */
-	JR_EV_ACCEPT   /* a listener accepted it (server side); data: address */
+	JR_EV_ACCEPT,  /* a listener accepted it (server side); data: address */
+	JR_EV_DRAINED  /* its send queue was full and has room again */
 };
 
 struct jr_event {
@@ -66,6 +67,7 @@ struct jr_event {
 
 struct jr_loop {
 	struct lws_context *cx;
+	struct lws_context *cx_alive; /* NULL once lws has freed it */
 	uv_loop_t uv;                /* the loop lws runs on (ours) */
 	void *foreign[1];            /* lws's foreign_loops: &uv */
 	uv_timer_t wake;             /* bounds one service step */
@@ -135,7 +137,6 @@ extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
-int jr_conn_any_session(jr_loop *loop, const void *listener);
 int jr_conn_core_json(const jr_conn *c);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 

@@ -69,6 +69,7 @@ static struct lws_context *jr_create_context(jr_loop *loop)
 		   | LWS_SERVER_OPTION_LIBUV;
 	loop->foreign[0] = &loop->uv;
 	ci.foreign_loops = loop->foreign;
+	ci.pcontext = &loop->cx_alive; /* lws sets it NULL when it is gone */
 	ci.pt_serv_buf_size = JR_SERV_BUF;
 	ci.fd_limit_per_thread = jr_fd_limit();
 	ci.timeout_secs = 30; /* handshake steps; ws_connect has its own deadline */
@@ -307,12 +308,17 @@ void jr_loop_close_engine(jr_loop *loop)
 	loop->destroying = 1;
 	if (loop->cx)
 		lws_context_destroy(loop->cx);
-	loop->cx = NULL;
 	if (!loop->uv_open)
 		return;
 	uv_close((uv_handle_t *)&loop->wake, NULL);
 	for (rounds = 0; uv_loop_alive(&loop->uv) && rounds < 1000; rounds++)
 		uv_run(&loop->uv, UV_RUN_NOWAIT);
+	/* its handles closed, lws has let go of the context (pcontext is
+	 * NULL) but frees it only when destroyed once more: the last stage
+	 * of its destroy on a foreign loop */
+	if (loop->cx && !loop->cx_alive)
+		lws_context_destroy(loop->cx);
+	loop->cx = NULL;
 	uv_loop_close(&loop->uv);
 	loop->uv_open = 0;
 }

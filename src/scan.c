@@ -116,11 +116,14 @@ static int l_json_member(lua_State *L)
 	return 1;
 }
 
-/* json_elements(text) -> { raw element, ... } for a top-level array, or nil. */
+/* json_elements(text [, max]) -> { raw element, ... } for a top-level
+ * array, or nil; false when it has more than max elements (a batch too
+ * long: refused before its elements cost anything). */
 static int l_json_elements(lua_State *L)
 {
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
+	lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
 	const char *end = text + len, *p = skip_ws(text, end);
 	lua_Integer n = 0;
 
@@ -131,6 +134,10 @@ static int l_json_elements(lua_State *L)
 		const char *v = p;
 		if (!(p = skip_value(v, end)) || p == v)
 			return 0;
+		if (n >= max) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
 		lua_pushlstring(L, v, (size_t)(p - v));
 		lua_rawseti(L, -2, ++n);
 		p = skip_ws(p, end);

@@ -52,8 +52,8 @@
  * malloc'ed at the upgrade and kept for the session's life; one page of
  * it is resident even when idle. A small one costs an idle session ~1 KB
  * instead of ~4 KB (issue 16); larger messages arrive in more pieces,
- * which conn.c reassembles anyway. lws also sets SO_SNDBUF to that size:
- * jr_accept puts JR_FRAG back, so answers leave as before.
+ * which conn.c reassembles anyway. (lws 4.1.6 leaves the session's
+ * SO_SNDBUF alone: the kernel still sizes it.)
  */
 #define JR_SESSION_RX 1024
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
@@ -71,6 +71,8 @@ typedef struct jr_server {
 	int has_hook;       /* uservalue 2 holds the authorize function */
 	int proxy_headers;  /* trusted_proxies: accept events carry them */
 	size_t max_message;
+	lua_Integer max_sessions; /* max_connections: more get 503; 0: any */
+	lua_Integer sessions;     /* accepted and not yet destroyed */
 	char *path;         /* only this request path upgrades; NULL: any */
 	char *names[JR_MAX_PROTOCOLS];
 	struct lws *hook_wsi; /* the request the hook is looking at */
@@ -238,7 +240,7 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 		return 0;
 	if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
 		path[0] = '\0';
-	if (s->closed)
+	if (s->closed || (s->max_sessions && s->sessions >= s->max_sessions))
 		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
 	else if (s->path && strcmp(path, s->path))
 		status = HTTP_STATUS_NOT_FOUND;
@@ -300,17 +302,15 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 	char addr[1280], *data;
 	size_t len;
 	jr_conn *c;
-	int sndbuf = JR_FRAG + LWS_PRE;
 
 	if (!s || s->closed)
 		return -1;
-	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf,
-		   sizeof sndbuf);
 	c = jr_conn_accepted(s->loop, wsi, s->max_message, s,
 			     p && p->name && strcmp(p->name, s->protocols[0].name)
 			     ? p->name : NULL);
 	if (!c)
 		return -1;
+	s->sessions++; /* until jr_session_ended */
 	jr_accept_address(wsi, s, addr, sizeof addr);
 	len = strlen(addr);
 	if (!(data = malloc(len + 1)))
@@ -321,6 +321,18 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 		return -1;
 	}
 	return 0;
+}
+
+/* A wsi of ours is about to go: if it is an accepted session (a conn is
+ * still attached), its listener has one fewer. lws frees the vhost, and
+ * with it s, only after its last session. */
+static void jr_session_ended(struct lws *wsi)
+{
+	jr_conn *c = lws_get_opaque_user_data(wsi);
+	jr_server *s = c ? jr_conn_listener(c) : NULL;
+
+	if (s)
+		s->sessions--;
 }
 
 /* lws is about to free the vhost: nothing of ours is referenced after */
@@ -345,6 +357,9 @@ int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return jr_confirm_upgrade(wsi, jr_server_of(wsi), in);
 	case LWS_CALLBACK_ESTABLISHED:
 		return jr_accept(wsi, jr_server_of(wsi));
+	case LWS_CALLBACK_WSI_DESTROY: /* conn.c frees the session */
+		jr_session_ended(wsi);
+		return jr_callback(wsi, reason, user, in, len);
 	default:
 		return jr_callback(wsi, reason, user, in, len);
 	}
@@ -484,6 +499,15 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
 		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
 			luaL_error(L, "listen: tls needs cert_file and key_file");
+		/* verify_client: a client without a certificate that ca_file
+		 * vouches for fails the TLS handshake */
+		lua_getfield(L, t, "verify_client");
+		if (lua_toboolean(L, -1)) {
+			if (!vi->ssl_ca_filepath)
+				luaL_error(L, "listen: tls.verify_client needs tls.ca_file");
+			vi->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		}
+		lua_pop(L, 1);
 		vi->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	lua_pop(L, 1); /* the strings stay alive in opts.tls until create */
@@ -514,15 +538,17 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
-	keepalive = luaL_optinteger(L, -1, 0);
+	keepalive = luaL_optinteger(L, -1, -1);
 	lua_pop(L, 1);
 	if (keepalive > 0) {
 		if (keepalive > 30000)
 			keepalive = 30000;
 		s->retry.secs_since_valid_ping = (uint16_t)keepalive;
 		s->retry.secs_since_valid_hangup = (uint16_t)(2 * keepalive + 1);
-		vi->retry_and_idle_policy = &s->retry;
 	}
+	/* 0: no pings, no hangup (all zero); not given: lws's 300/310 s */
+	if (keepalive >= 0)
+		vi->retry_and_idle_policy = &s->retry;
 	jr_fill_tls(L, vi, opts);
 }
 
@@ -562,7 +588,7 @@ static void jr_server_stop(jr_server *s)
 	 * lingers for seconds: let the listener and the sessions go first,
 	 * so the port is free when close() returns. */
 	for (pass = 0; pass < 8 && ((lw && jr_is_listener_on(s->listen_fd,
-			s->port)) || jr_conn_any_session(s->loop, s)); pass++)
+			s->port)) || s->sessions > 0); pass++)
 		jr_loop_settle(s->loop);
 	s->listen_fd = -1;
 	lws_vhost_destroy(s->vh);
@@ -622,6 +648,7 @@ static int jr_listen_shared(lua_State *L, jr_server *s,
 /*
  * listen(owner, opts) -> listener | nil, why
  * opts: host, port (0: any free), path, protocols {names}, max_message_size,
+ * max_connections (sessions at once; more are refused with 503),
  * keepalive (seconds), tls {cert_file, key_file, ca_file}, authorize
  * (function(headers, path) -> allow, status; must not raise or yield).
  * Sessions arrive as owner:accept(conn, address) events.
@@ -649,7 +676,9 @@ static int l_listen(lua_State *L)
 	lua_setiuservalue(L, 3, 2);
 	lua_getfield(L, 2, "max_message_size");
 	s->max_message = (size_t)luaL_optinteger(L, -1, 0);
-	lua_pop(L, 1);
+	lua_getfield(L, 2, "max_connections");
+	s->max_sessions = luaL_optinteger(L, -1, 0);
+	lua_pop(L, 2);
 	path = jr_field_string(L, 2, "path");
 	if (path && path[0] != '/')
 		return luaL_error(L, "listen: path must start with '/'");

@@ -174,6 +174,8 @@ local function expire(b)
   end
 end
 
+local function send_batch(link, ...) return link.conn:send_batch(...) end
+
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
   -- the builder's list starts as large as this link's last batch needed
@@ -186,7 +188,9 @@ function M.run(link, fn, timeout)
   local first, count = link.next_id, e.n - e.notifications
   link.next_id = first + count
   local ok, why, kind = link.conn:send_batch(e.n, e.list, e.notify, first)
-  if not ok then link.send_failed(why, kind, "batch") end
+  if not ok then
+    timeout = link:resend("batch", timeout, why, kind, send_batch, e.n, e.list, e.notify, first)
+  end
   if count == 0 then return {} end
   local b = setmetatable({ link = link, entries = e, first = first, count = count,
     left = count, results = new_list(count), timeout = timeout, waiter = sched.waiter() }, Batch)

@@ -80,8 +80,62 @@ local function outcome_text(ep, raw_id, method, ok, result)
   return error_response(json, raw_id, -32000, "Server Error: " .. tostring(result))
 end
 
+--[[ Reading only as fast as we answer. An endpoint with `max_concurrent`
+(a listener's peers: max_concurrent_requests) runs at most that many
+handlers at once. At the limit it stops reading from the peer
+(conn:reading(false)): what the peer sends next stays in the kernel, and
+TCP holds the peer back. Messages read before that (at most one read's
+worth) are held here in order, as is the rest of a batch; they go on when
+handlers finish, a slot's worth per turn of the loop, so one peer's long
+batch never keeps the loop from the other peers. ]]
+
+local resume_held
+
+-- Reading goes on, unless replies wait for room (see Link:send).
+local function read_again(ep)
+  ep.paused = false
+  if ep.conn and (ep.replies_waiting or 0) == 0 then ep.conn:reading(true) end
+end
+
+local function slot_taken(ep)
+  local active = (ep.active or 0) + 1
+  ep.active = active
+  if active >= ep.max_concurrent and not ep.paused and ep.conn then
+    ep.paused = true
+    ep.conn:reading(false)
+  end
+end
+
+local function slot_freed(ep)
+  ep.active = ep.active - 1
+  if ep.batch_job or ep.held then
+    if not ep.resume_timer then ep.resume_timer = sched.timer(0, resume_held, ep) end
+  elseif ep.paused and ep.active < ep.max_concurrent then
+    read_again(ep)
+  end
+end
+
+-- Whether a message must wait behind others or for a free slot.
+local function must_hold(ep)
+  return ep.batch_job or ep.held or (ep.active or 0) >= ep.max_concurrent
+end
+
+local function hold(ep, text)
+  local held = ep.held
+  if not held then
+    held = { first = 1, last = 0 }
+    ep.held = held
+  end
+  held.last = held.last + 1
+  held[held.last] = text
+  if not ep.paused and ep.conn then
+    ep.paused = true
+    ep.conn:reading(false)
+  end
+end
+
 -- Runs in its own task: call the handler, answer (unless a notification).
-local function run_handler(ep, call, fn, ...)
+local function handle(ep, call, fn, ...)
   local ok, result = pcall(fn, ...)
   if call.done then return end -- answered already (handler_timeout)
   call.done = true
@@ -94,6 +148,11 @@ local function run_handler(ep, call, fn, ...)
     return finish(ep, call.batch)
   end
   deliver(ep, call.batch, outcome_text(ep, call.raw_id, call.method, ok, result))
+end
+
+local function run_handler(ep, call, fn, ...)
+  handle(ep, call, fn, ...)
+  if ep.max_concurrent then slot_freed(ep) end
 end
 
 local function handler_expired(ep, call)
@@ -165,7 +224,12 @@ local function raw_id_of(ep, id, text)
 end
 
 local function request(ep, msg, text, batch)
-  local raw_id = msg.id ~= nil and raw_id_of(ep, msg.id, text) or nil
+  local id = msg.id
+  if id ~= nil and id ~= ep.null and type(id) ~= "string" and type(id) ~= "number" then
+    return reject(ep, batch, "null", -32600, "Invalid Request",
+      "received a request whose id is neither a string, a number nor null")
+  end
+  local raw_id = id ~= nil and raw_id_of(ep, id, text) or nil
   local method = msg.method
   if type(method) ~= "string" then
     return reject(ep, batch, raw_id or "null", -32600, "Invalid Request",
@@ -187,6 +251,7 @@ local function request(ep, msg, text, batch)
   end
   local co = sched.spawn_kind("service", run_handler, ep, call, fn, unpack(args, 1, n))
   M.task_endpoint[co] = ep
+  if ep.max_concurrent then slot_taken(ep) end
 end
 
 local function response(ep, msg, batch)
@@ -221,50 +286,127 @@ local function message(ep, msg, text, batch)
     "received an object that is neither request nor response: " .. text:sub(1, 60))
 end
 
+-- A response the codec could not decode (too deep, not JSON) whose id can
+-- still be read: its caller fails with `err` rather than wait forever.
+-- Returns true when it settled one.
+local function settle_undecodable(ep, text, err)
+  if not ep.waits_for then return false end
+  local raw = json_member(text, "id")
+  if not raw or not (json_member(text, "result") or json_member(text, "error")) then
+    return false
+  end
+  local id
+  if raw:sub(1, 1) == '"' then id = ep.decode(raw)
+  else id = math.tointeger(tonumber(raw)) or tonumber(raw) end
+  if id == nil or not ep:waits_for(id) then return false end
+  ep:resolve(id, false, err)
+  return true
+end
+
+-- The decoded message, or nil (reported; `settled` true when it was a
+-- response whose caller has its error now, see settle_undecodable).
 local function decode(ep, text)
   local msg, err = ep.decode(text)
   if msg ~= nil then return msg end
   if err == nil then return ep.null end -- the text was null
-  ep:report(ProtocolError(-32700, "received a message that is not JSON: "
-    .. tostring(err):sub(1, 200)))
+  local problem = ProtocolError(-32700, "received a message that is not JSON: "
+    .. tostring(err):sub(1, 200))
+  ep:report(problem)
+  return nil, settle_undecodable(ep, text, problem)
 end
 
-local function batch_of(ep, text)
-  local elements = json_elements(text)
-  if not elements or #elements == 0 then
-    ep:report(ProtocolError(-32600, "received an empty batch"))
-    return ep:send(INVALID_REQUEST)
-  end
-  local batch = { left = #elements, replies = {} }
+-- Works through a batch's elements from batch.next on; with a limit on
+-- handlers at once, stops at it and leaves the batch in ep.batch_job.
+local function continue_batch(ep, batch)
+  local elements, n, max = batch.elements, batch.n, ep.max_concurrent
   local settle_fast = ep.settle_fast
-  for i = 1, #elements do
+  local i = batch.next
+  while i <= n do
+    if max and (ep.active or 0) >= max then
+      batch.next, ep.batch_job = i, batch
+      return
+    end
     local el = elements[i]
+    elements[i] = nil -- done with it: its memory can go
+    i = i + 1
     if settle_fast and settle_fast(ep, el) then
       batch.left = batch.left - 1 -- a response: nothing to answer
     else
-      local msg = decode(ep, el)
-      if msg == nil then
+      local msg, settled = decode(ep, el)
+      if settled then
+        batch.left = batch.left - 1 -- a response: nothing to answer
+      elseif msg == nil then
         deliver(ep, batch, PARSE_ERROR)
       else
         message(ep, msg, el, batch)
       end
     end
   end
+  if ep.batch_job == batch then ep.batch_job = nil end
+end
+
+local function batch_of(ep, text)
+  local elements = json_elements(text, ep.max_batch)
+  if elements == false then
+    ep:report(ProtocolError(-32600, ("received a batch longer than max_batch (%d)")
+      :format(ep.max_batch)))
+    return ep:send(INVALID_REQUEST)
+  end
+  if not elements or #elements == 0 then
+    ep:report(ProtocolError(-32600, "received an empty batch"))
+    return ep:send(INVALID_REQUEST)
+  end
+  local n = #elements
+  continue_batch(ep, { left = n, replies = {}, elements = elements, n = n, next = 1 })
 end
 
 local OPEN_BRACE = ("{"):byte()
+
+local function incoming(ep, text)
+  local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
+  if first == "[" then return batch_of(ep, text) end
+  local msg, settled = decode(ep, text)
+  if settled then return end
+  if msg == nil then return ep:send(PARSE_ERROR) end
+  if first == "{" then return message(ep, msg, text) end
+  ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "
+    .. text:sub(1, 60)))
+end
 
 --- Handles one inbound websocket message (text or binary, as a string).
 -- Whatever it holds, nothing is raised: problems go to ep:report. (The
 -- scheduler calls this under pcall and reports escapes the same way.)
 function M.incoming(ep, text)
-  local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
-  if first == "[" then return batch_of(ep, text) end
-  local msg = decode(ep, text)
-  if msg == nil then return ep:send(PARSE_ERROR) end
-  if first == "{" then return message(ep, msg, text) end
-  ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "
-    .. text:sub(1, 60)))
+  if ep.max_concurrent and must_hold(ep) then return hold(ep, text) end
+  return incoming(ep, text)
+end
+
+-- A timer's work (see slot_freed): what waited goes on, as far as slots
+-- allow; reading resumes once nothing waits.
+function resume_held(ep)
+  ep.resume_timer = nil
+  if ep.state ~= "open" then -- gone: what waited is dropped
+    ep.batch_job, ep.held = nil, nil
+    return
+  end
+  local max = ep.max_concurrent
+  while ep.active < max do
+    local held = ep.held
+    if ep.batch_job then
+      continue_batch(ep, ep.batch_job)
+    elseif held then
+      local i = held.first
+      local text = held[i]
+      held[i], held.first = nil, i + 1
+      if held.first > held.last then ep.held = nil end
+      incoming(ep, text)
+    else
+      break
+    end
+  end
+  if ep.paused and not (ep.batch_job or ep.held) and ep.active < max then
+    read_again(ep)
+  end
 end
 
 --- Checks a handler value: a function, a callable table, or nil.

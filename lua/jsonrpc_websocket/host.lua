@@ -19,6 +19,7 @@ local M = {}
 -- The pollable loop (cqueues' protocol: pollfd, events, timeout).
 ---------------------------------------------------------------------------
 
+-- luacheck: ignore 212/self (methods of one object: self is the object)
 local Loop = { __name = "jsonrpc_websocket.loop" }
 Loop.__index = Loop
 
@@ -76,6 +77,7 @@ end
 -- so uv.run() returns when we are done.
 local function luv_host(uv)
   local poll, timer, idle
+  local idle_on, timer_on = false, false
   local on_ready
 
   local function rearm()
@@ -85,6 +87,7 @@ local function luv_host(uv)
         timer:close()
         idle:close()
         poll, timer, idle = nil, nil, nil
+        idle_on, timer_on = false, false
       end
       return
     end
@@ -95,16 +98,23 @@ local function luv_host(uv)
       poll:start("r", on_ready)
     end
     local t = sched.timeout()
-    if t == 0 then
-      idle:start(on_ready)
-      timer:stop()
-    else
-      idle:stop()
-      if t then
-        timer:start(math.ceil(t * 1000), 0, on_ready)
-      else
-        timer:stop()
+    if t == 0 then -- a timer that is on may stay: it only steps early
+      if not idle_on then
+        idle:start(on_ready)
+        idle_on = true
       end
+      return
+    end
+    if idle_on then
+      idle:stop()
+      idle_on = false
+    end
+    if t then
+      timer:start(math.ceil(t * 1000), 0, on_ready)
+      timer_on = true
+    elseif timer_on then
+      timer:stop()
+      timer_on = false
     end
   end
 

@@ -113,8 +113,9 @@ function Link:settle(response)
       self.expired[id] = nil -- the late answer of a timed-out call
       return
     end
+    local shown = type(id) == "string" and ('"' .. id .. '"') or tostring(whole(id))
     return self:report(ProtocolError(nil,
-      "received a response with unknown id " .. tostring(whole(id)), nil, response))
+      "received a response with unknown id " .. shown, nil, response))
   end
   local err = response.error
   if err ~= nil and err ~= self.null then
@@ -150,6 +151,10 @@ function Link:fail_pending(cause, unsent)
     self:resolve(id, false, err)
   end
   self.expired, self.n_expired = {}, 0
+  -- no call is left with a deadline: its timer must not keep the link
+  -- (and what it holds) alive until it runs out
+  cancel(self.deadline_timer)
+  self.deadline_timer, self.deadline_cursor = nil, self.next_id
 end
 
 --- A fresh request id.
@@ -191,6 +196,74 @@ function Link.send_failed(why, kind, method)
     or "Connection is not open.", why), method)
 end
 local send_failed = Link.send_failed
+
+--[[ The send queue is bounded (conn:queue_limits; README "Limits"). A
+send it refuses (kind "full") waits here for room: the core's "drained"
+event wakes every waiter, each tries again. Waiting is bounded by the
+caller's deadline (nil: none; the queue's own timeout then closes a
+connection whose peer does not read, which wakes the waiters too). ]]
+
+-- Takes waiter w out of `list` (its deadline passed) and wakes it: false.
+local function left_waiting(list, w)
+  for i = 1, #list do
+    if list[i] == w then table.remove(list, i) break end
+  end
+  wake(w, false)
+end
+
+local function room_expired(self, w) left_waiting(self.room_waiters, w) end
+
+-- Waits in the list self[key] until woken; false when `deadline` (nil:
+-- none) passed first, then `expired(self, w)` took it out of the list.
+local function wait_listed(self, key, expired, deadline)
+  local w = waiter()
+  local list = self[key]
+  list[#list + 1] = w
+  local t = deadline and timer(deadline - now(), expired, self, w)
+  local ok = wait(w)
+  cancel(t)
+  return ok
+end
+
+--- Waits until the send queue may have room; raises TimeoutError past
+-- `deadline` (`timeout` seconds from the start), TransportError when the
+-- connection goes meanwhile.
+function Link:await_room(method, deadline, timeout)
+  if not wait_listed(self, "room_waiters", room_expired, deadline) then
+    raise(TimeoutError(("send queue full (the peer does not read fast enough), "
+      .. "not sent within %g s"):format(timeout)), method)
+  end
+  if self.state ~= "open" then
+    raise(TransportError("Connection is not open.", "closed while waiting for "
+      .. "room in the send queue: " .. (self.close_cause or "not connected")), method)
+  end
+end
+
+--- Core event: the send queue that was full has room again.
+function Link:drained()
+  self.skipping = nil
+  local waiters = self.room_waiters
+  if #waiters == 0 then return end
+  self.room_waiters = {}
+  for i = 1, #waiters do wake(waiters[i], true) end
+end
+
+--- Sends again what `send(self, ...)` sent and was refused (why, kind):
+-- while the queue is full, waits for room, for `timeout` seconds at most
+-- (nil: no bound). Returns what is left of the timeout.
+function Link:resend(method, timeout, why, kind, send, ...)
+  local deadline = timeout and now() + timeout
+  while kind == "full" do
+    self:await_room(method, deadline, timeout)
+    local ok
+    ok, why, kind = send(self, ...)
+    if ok then return deadline and deadline - now() end
+  end
+  send_failed(why, kind, method)
+end
+
+local function send_text(self, text, id) return self.conn:send(text, id) end
+Link.send_text = send_text
 
 --[[ Stack depth and memory. A task's stack grows to the deepest point it
 reaches and keeps that while it waits: a task starts with 40 slots, and
@@ -236,8 +309,11 @@ function Link:request(prefix, params, method, timeout)
     timeout = self:await_turn(method, timeout)
   end
   local id = self:new_id()
-  local ok, why, kind = self.conn:send(request_message(prefix, params, id), id)
-  if not ok then send_failed(why, kind, method) end
+  local text = request_message(prefix, params, id)
+  local ok, why, kind = self.conn:send(text, id)
+  if not ok then
+    timeout = self:resend(method, timeout, why, kind, send_text, text, id)
+  end
   return self:await_answer(id, timeout, prefix)
 end
 
@@ -258,12 +334,18 @@ local function send_args(self, prefix, id, ...)
   return send_encoded(self, prefix, id, ...)
 end
 
--- request_args once the call must wait for its turn (see below).
-local function request_after_turn(self, prefix, ...)
-  local timeout = self:await_turn(self.method_names[prefix], self.timeout)
-  local id = self:new_id()
-  local ok, why, kind = send_args(self, prefix, id, ...)
-  if not ok then send_failed(why, kind, self.method_names[prefix]) end
+-- request_args once the call must wait for its turn (see below), or for
+-- room in the send queue (`id` given: its send was refused, why, kind).
+local function request_after_turn(self, prefix, id, why, kind, ...)
+  local method, timeout = self.method_names[prefix], self.timeout
+  if not id then
+    timeout = self:await_turn(method, timeout)
+    id = self:new_id()
+    local ok
+    ok, why, kind = send_args(self, prefix, id, ...)
+    if ok then return self:await_answer(id, timeout, prefix) end
+  end
+  timeout = self:resend(method, timeout, why, kind, send_args, prefix, id, ...)
   return self:await_answer(id, timeout, prefix)
 end
 
@@ -272,13 +354,13 @@ end
 -- written out here, its send first (see "Stack depth" above).
 function Link:request_args(prefix, ...)
   if self.state ~= "open" or self.max_in_flight then
-    return request_after_turn(self, prefix, ...)
+    return request_after_turn(self, prefix, nil, nil, nil, ...)
   end
   local id = self.next_id
   self.next_id = id + 1
   local ok, why, kind = self.conn:send_call(prefix, id, ...)
   if ok == nil then ok, why, kind = send_encoded(self, prefix, id, ...) end
-  if not ok then send_failed(why, kind, self.method_names[prefix]) end
+  if not ok then return request_after_turn(self, prefix, id, why, kind, ...) end
   return self:await_answer(id, self.timeout, prefix)
 end
 
@@ -286,7 +368,7 @@ end
 function Link:notify_args(prefix, method, ...)
   if self.state ~= "open" then self:await_turn(method, self.timeout) end
   local ok, why, kind = send_args(self, prefix, nil, ...)
-  if not ok then send_failed(why, kind, method) end
+  if not ok then self:resend(method, self.timeout, why, kind, send_args, prefix, nil, ...) end
 end
 
 --- Batches in flight, oldest first: a peer that cannot read a batch may
@@ -334,24 +416,13 @@ function Link:can_go()
     and (not self.max_in_flight or self.in_flight < self.max_in_flight)
 end
 
-local function turn_expired(self, w)
-  for i, x in ipairs(self.turn_waiters) do
-    if x == w then table.remove(self.turn_waiters, i) break end
-  end
-  wake(w, false)
-end
+local function turn_expired(self, w) left_waiting(self.turn_waiters, w) end
 
 function Link:await_turn(method, timeout)
   local deadline = timeout and now() + timeout
   while not self:can_go() do
     if self.state ~= "open" and not self.reconnecting then not_open(self, method) end
-    local w = waiter()
-    local waiters = self.turn_waiters
-    waiters[#waiters + 1] = w
-    local t = deadline and timer(deadline - now(), turn_expired, self, w)
-    local ok = wait(w)
-    cancel(t)
-    if not ok then
+    if not wait_listed(self, "turn_waiters", turn_expired, deadline) then
       if self.state == "open" then
         raise(TimeoutError(("no free slot within %g s (max_in_flight = %d)")
           :format(timeout, self.max_in_flight)), method)
@@ -389,6 +460,8 @@ function Link:start_connect()
   end
   sched.io_started()
   if self.fast then conn:core_json(true) end
+  local q = self.send_queue
+  if q then conn:queue_limits(q[1], q[2], q[3]) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -509,6 +582,10 @@ local function close_cause(self, code, reason, failure, status, closed_here)
     return ("handshake rejected: HTTP %d"):format(status)
   end
   if failure then return url_parse.explain(failure) end
+  if closed_here and code == 1008 and reason == "send queue full" then
+    return "send queue full for longer than send_queue_timeout (the peer does "
+      .. "not read), connection closed (1008)"
+  end
   if closed_here and code == 1009 then
     return ("incoming message larger than max_message_size (%d bytes), "
       .. "connection closed (1009)"):format(self.connect_opts.max_message_size
@@ -526,6 +603,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
   local by_user = self.state == "closing"
   self.conn, self.state = nil, "closed"
   local cause = close_cause(self, code, reason, failure, status, closed_here)
+  self.close_cause = cause
   local w = self.connect_waiter
   if w then
     self.connect_waiter = nil
@@ -534,17 +612,15 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
     wake(w, false, err)
   end
   if was_open then
+    if closed_here and code == 1008 then self:report(TransportError(cause)) end
     self:fail_pending(cause, unsent)
-    -- nothing is left for the deadline timer: it must not keep a host
-    -- loop alive until it would have run
-    cancel(self.deadline_timer)
-    self.deadline_timer = nil
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
   end
   local waiters = self.close_waiters
   self.close_waiters = {}
   for i = 1, #waiters do wake(waiters[i], true) end
+  self:drained() -- senders waiting for room: the connection is gone
   if not self.reconnecting then self:wake_turns() end
 end
 
@@ -602,9 +678,34 @@ end
 ---------------------------------------------------------------------------
 
 --- Sends a reply; false when the connection is gone (the reply is lost).
+-- While the send queue is full, a task waits for room (the queue's own
+-- timeout bounds that); other code (an error answered as a message is
+-- read) hands the reply to a task that does, and reading from the peer
+-- stops until those replies are queued: a peer that sends junk and never
+-- reads cannot make us hold its answers without bound.
 function Link:send(text)
   local conn = self.conn
-  return conn ~= nil and self.state == "open" and conn:send(text)
+  if conn == nil or self.state ~= "open" then return false end
+  local ok, why, kind = conn:send(text)
+  if ok or kind ~= "full" then return ok end
+  local co, main = co_running()
+  if main or not sched.is_task(co) then
+    self.replies_waiting = (self.replies_waiting or 0) + 1
+    conn:reading(false)
+    sched.spawn_kind("service", Link.send_later, self, text, why, kind)
+    return true
+  end
+  return pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
+end
+
+-- Link:send's task for a reply that waits for room.
+function Link:send_later(text, why, kind)
+  pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
+  self.replies_waiting = self.replies_waiting - 1
+  -- dispatch's own pause (self.paused, max_concurrent) lifts it there
+  if self.replies_waiting == 0 and not self.paused and self.conn then
+    self.conn:reading(true)
+  end
 end
 
 --- Something went wrong with nobody to raise into: the "error" listeners
@@ -656,6 +757,8 @@ end
 
 
 local DEFAULT_CONNECT_TIMEOUT = 10
+-- A client's send queue holds 10,000 pipelined calls of a few hundred bytes.
+local DEFAULT_SEND_QUEUE = 4 * 1024 * 1024
 
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
@@ -674,6 +777,9 @@ function Link.new(url, opts)
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
+    send_queue = options.send_queue(opts, 3, DEFAULT_SEND_QUEUE),
+    max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
+    max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
   }, Link)
 end
@@ -689,7 +795,7 @@ function Link.init(t, class)
   t.deadlines, t.deadline_cursor = {}, 1
   t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
   t.method_names = t.method_names or {}
-  t.close_waiters, t.turn_waiters = {}, {}
+  t.close_waiters, t.turn_waiters, t.room_waiters = {}, {}, {}
   t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
   if t.json then
     t.decode = codec.safe_decoder(t.json)

@@ -25,6 +25,10 @@ local waiter, wait, wake, timer, cancel =
 local M = {}
 
 local CLOSE_WAIT = 2 -- seconds close() gives peers to answer our close
+-- Limits per peer (README "Limits"): handlers running at once, batch length.
+local DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_BATCH = 64, 1000
+local DEFAULT_MAX_CONNECTIONS = 10000 -- sessions at once; more get HTTP 503
+local DEFAULT_SEND_QUEUE = 1024 * 1024 -- bytes per peer
 local LISTENER = {}  -- private key: a srv's listener state
 -- Port -> core listener, for our listeners that hold a port: open ones,
 -- and closed ones libwebsockets has not let go of yet (see src/server.c).
@@ -66,6 +70,7 @@ local PEER_FIELDS = {
   connected = function(link) return link.state == "open" end,
   address = function(link) return link.address end,
   id = function(link) return link.id end,
+  skipped = function(link) return link.skipped end,
   data = function(link) return link.data end,
   subprotocol = function(link) return link.subprotocol end,
   server = function(link) return link.listener.srv end,
@@ -126,10 +131,13 @@ function Listener:accept(conn, address)
     json = self.json, null = self.null, timeout = self.timeout,
     connect_opts = self.connect_opts, state = "open", conn = conn,
     handlers = self.handlers, listeners = self.listeners,
-    handler_timeout = self.handler_timeout, listener = self,
+    handler_timeout = self.handler_timeout, listener = self, skipped = 0,
+    max_concurrent = self.max_concurrent, max_batch = self.max_batch,
   }, PeerLink)
   core.adopt(conn, link)
   if link.fast then conn:core_json(true) end
+  local q = self.send_queue
+  if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
@@ -211,18 +219,33 @@ function Srv:run()
 end
 
 --- notify_all(method, ...): a notification to every connected peer of
--- this process; returns how many it went to. With `workers`, each worker
--- has its own peers: this reaches this worker's only.
+-- this process (with `workers`, each worker has its own peers: this
+-- reaches this worker's only); returns how many it went to, and how many
+-- peers were skipped because their send queue was full (each counted in
+-- peer.skipped; the first skip since the queue last had room emits
+-- "queue_full" with the peer).
 function Srv:notify_all(method, ...)
   local l = listener_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
   local text = codec.notification(l.handler_link:prefix_for(method),
     codec.params_from_args(l.json, l.null, ...))
-  local n = 0
-  for link in pairs(l.peers) do
-    if link.state == "open" and link.conn:send(text) then n = n + 1 end
+  local n, skipped = 0, 0
+  for link, peer in pairs(l.peers) do
+    if link.state == "open" then
+      local ok, _, kind = link.conn:send(text)
+      if ok then
+        n = n + 1
+      elseif kind == "full" then
+        skipped = skipped + 1
+        link.skipped = link.skipped + 1
+        if not link.skipping then
+          link.skipping = true
+          l:emit("queue_full", peer)
+        end
+      end
+    end
   end
-  return n
+  return n, skipped
 end
 
 --- peers(): the connected peers, in no particular order.
@@ -263,10 +286,11 @@ function Srv:expose(tbl, prefix)
   return self
 end
 
-local EVENTS = { connect = true, disconnect = true, error = true }
+local EVENTS = { connect = true, disconnect = true, error = true, queue_full = true }
 
 --- on(event, fn): "connect" fn(peer), "disconnect" fn(peer, code, reason),
--- "error" fn(err). connect/disconnect listeners run as tasks.
+-- "error" fn(err), "queue_full" fn(peer) (notify_all skipped the peer).
+-- connect/disconnect/queue_full listeners run as tasks.
 function Srv:on(event, fn)
   if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
   if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
@@ -335,20 +359,38 @@ local function check_options(opts)
     error("option 'path' must be a string starting with '/'", 3)
   end
   options.positive_integer(opts, "max_message_size", 3)
+  options.positive_integer(opts, "max_concurrent_requests", 3)
+  options.positive_integer(opts, "max_batch", 3)
+  options.positive_integer(opts, "max_connections", 3)
   workers.check(opts, 3)
   proxies.check(opts, 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
   local ka = opts.keepalive
-  if ka ~= nil and (math.type(ka) ~= "integer" or ka < 1) then
-    error("option 'keepalive' must be a positive integer (seconds)", 3)
+  if ka ~= nil and ka ~= false and (math.type(ka) ~= "integer" or ka < 1) then
+    error("option 'keepalive' must be a positive integer (seconds) or false", 3)
   end
   local tls = opts.tls
   if tls ~= nil and (type(tls) ~= "table" or type(tls.cert_file) ~= "string"
       or type(tls.key_file) ~= "string") then
     error("option 'tls' must be { cert_file = ..., key_file = ... [, ca_file = ...] }", 3)
   end
+  if tls and tls.verify_client ~= nil then
+    if type(tls.verify_client) ~= "boolean" then
+      error("option 'tls.verify_client' must be a boolean", 3)
+    end
+    if tls.verify_client and type(tls.ca_file) ~= "string" then
+      error("option 'tls.verify_client' needs 'tls.ca_file' (the CA that signs client certificates)", 3)
+    end
+  end
+end
+
+-- The listener's keepalive in seconds: default 30, false turns it off (0).
+local DEFAULT_KEEPALIVE = 30
+local function keepalive_seconds(ka)
+  if ka == nil then return DEFAULT_KEEPALIVE end
+  return ka or 0
 end
 
 -- The core listener for l. A free port (port 0) is the kernel's choice,
@@ -358,8 +400,9 @@ local function bind(l, host, protocols, opts)
     local ud, why = core.listen(l, {
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
-      keepalive = opts.keepalive, tls = opts.tls, reuse_port = opts.reuse_port,
-      proxy_headers = l.trusted ~= nil,
+      max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
+      keepalive = keepalive_seconds(opts.keepalive), tls = opts.tls,
+      reuse_port = opts.reuse_port, proxy_headers = l.trusted ~= nil,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
     if not ud or not port_taken(ud:port()) then return ud, why end
@@ -389,6 +432,9 @@ function M.listen(opts)
     json = json, null = json.null or codec.null,
     timeout = options.seconds(opts, "timeout", 2),
     handler_timeout = options.seconds(opts, "handler_timeout", 2),
+    send_queue = options.send_queue(opts, 2, DEFAULT_SEND_QUEUE),
+    max_concurrent = opts.max_concurrent_requests or DEFAULT_MAX_CONCURRENT,
+    max_batch = opts.max_batch or DEFAULT_MAX_BATCH,
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},

@@ -33,63 +33,96 @@ M.WAIT = WAIT
 -- loop. `kick` tells it that work appeared outside its callbacks.
 local host, kick
 
--- Timers: a binary min-heap of { at, fn, a, b }; cancel clears fn.
+-- Timers: a binary min-heap of { at, fn, a, b, index }, where `index` is
+-- the entry's place in the heap (nil once it left). Cancelling removes
+-- the entry at once, so a cancelled timer holds no memory until its
+-- deadline however far that is.
 local heap, heap_n = {}, 0
 
-local function heap_push(t)
-  heap_n = heap_n + 1
-  local i = heap_n
+-- Puts t at place i or above it (its deadline may be earlier than its
+-- parents').
+local function sift_up(t, i)
+  local at = t[1]
   while i > 1 do
     local parent = i // 2
-    if heap[parent][1] <= t[1] then break end
-    heap[i] = heap[parent]
+    local p = heap[parent]
+    if p[1] <= at then break end
+    heap[i] = p
+    p[5] = i
     i = parent
   end
   heap[i] = t
+  t[5] = i
 end
 
-local function heap_pop()
-  local top, last = heap[1], heap[heap_n]
-  heap[heap_n] = nil
-  heap_n = heap_n - 1
-  local i = 1
+-- Puts t at place i or below it.
+local function sift_down(t, i)
+  local at = t[1]
   while true do
     local child = 2 * i
     if child > heap_n then break end
-    if child < heap_n and heap[child + 1][1] < heap[child][1] then
+    local c = heap[child]
+    if child < heap_n and heap[child + 1][1] < c[1] then
       child = child + 1
+      c = heap[child]
     end
-    if last[1] <= heap[child][1] then break end
-    heap[i] = heap[child]
+    if at <= c[1] then break end
+    heap[i] = c
+    c[5] = i
     i = child
   end
-  if heap_n > 0 then heap[i] = last end
-  return top
+  heap[i] = t
+  t[5] = i
 end
+
+local function heap_push(t)
+  heap_n = heap_n + 1
+  sift_up(t, heap_n)
+end
+
+-- Takes the entry at place i out of the heap.
+local function heap_remove(i)
+  local t, last = heap[i], heap[heap_n]
+  heap[heap_n] = nil
+  heap_n = heap_n - 1
+  t[5] = nil
+  if i <= heap_n then -- the last entry fills the gap
+    if i > 1 and last[1] < heap[i // 2][1] then sift_up(last, i)
+    else sift_down(last, i) end
+  end
+  return t
+end
+
+local function heap_pop() return heap_remove(1) end
 
 --- Calls `fn(a, b)` after `seconds`; returns a handle for `cancel`.
 function M.timer(seconds, fn, a, b)
-  local t = { now() + seconds, fn, a, b }
+  local t = { now() + seconds, fn, a, b, false }
   heap_push(t)
   if kick then kick() end
   return t
 end
 
+--- Cancels a timer (nil, fired or cancelled already: nothing happens).
 function M.cancel(t)
-  if t then t[2] = nil end
+  if t then
+    t[2] = nil
+    local i = t[5]
+    if i then heap_remove(i) end
+  end
 end
 
+--- How many timers wait (for specs: cancelled ones must not count).
+function M.timer_count() return heap_n end
+
 local function next_timer()
-  while heap_n > 0 and heap[1][2] == nil do heap_pop() end
   return heap[1]
 end
 
 -- Runs the timers that are due; returns the next one still waiting, and
 -- the time it went by.
 local function fire_timers()
-  if heap_n == 0 then return nil end
   local t = heap[1]
-  if t[2] == nil then t = next_timer() end -- the top was cancelled
   if not t then return nil end
   local at = now()
   while t and t[1] <= at do
@@ -192,6 +225,9 @@ function M.task_waiter(co, main)
     or { false, false, done = false } -- sized for what wake stores
 end
 
+--- Whether coroutine `co` is one of our tasks.
+function M.is_task(co) return tasks[co] ~= nil end
+
 --- The waiter for the running code: its coroutine if it is our task.
 function M.waiter()
   return M.task_waiter(co_running())
@@ -222,22 +258,34 @@ local function dispatch_events()
   end
 end
 
---- One turn of the loop: run what is ready, fire due timers, then (unless
--- `finished(arg)` already holds) service I/O once and dispatch its events.
--- Returns false when nothing could ever happen: no task ready, no timer,
--- no connection.
-local function turn(finished, arg)
+-- Runs what is ready and the timers that are due; returns the next timer
+-- and the time it went by (nil: read the clock again).
+local function run_due()
   if ready_head <= ready_tail then run_ready() end
   local t, at = fire_timers()
   if ready_head <= ready_tail then
     run_ready()
     t, at = next_timer(), nil
   end
+  return t, at
+end
+
+-- Whole milliseconds until timer t, rounded up, at least 0.
+local function ms_until(t, at)
+  local ms = (t[1] - (at or now())) * 1000 // 1 + 1
+  return ms < 0 and 0 or ms
+end
+
+--- One turn of the loop: run what is ready, fire due timers, then (unless
+-- `finished(arg)` already holds) service I/O once and dispatch its events.
+-- Returns false when nothing could ever happen: no task ready, no timer,
+-- no connection.
+local function turn(finished, arg)
+  local t, at = run_due()
   if finished(arg) then return true end
   local ms = -1
   if t then
-    ms = (t[1] - (at or now())) * 1000 // 1 + 1 -- whole milliseconds, rounded up
-    if ms < 0 then ms = 0 end
+    ms = ms_until(t, at)
   elseif io_count == 0 then
     return false
   end
@@ -365,16 +413,11 @@ local stepping = false -- inside step(): kicks wait for its end
 -- the next timer), and what the events woke.
 function M.step(max_seconds)
   stepping = true
-  if ready_head <= ready_tail then run_ready() end
-  local t, at = fire_timers()
-  if ready_head <= ready_tail then
-    run_ready()
-    t, at = next_timer(), nil
-  end
+  local t, at = run_due()
   local ms = 0
   if max_seconds ~= 0 and ready_head > ready_tail then
     ms = -1
-    if t then ms = math.max(0, (t[1] - (at or now())) * 1000 // 1 + 1) end
+    if t then ms = ms_until(t, at) end
     if max_seconds then
       local cap = math.max(0, max_seconds * 1000 // 1)
       if ms < 0 or cap < ms then ms = cap end
