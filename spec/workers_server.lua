@@ -5,7 +5,7 @@
 -- pid() answers the process's id. With CLOSE_AFTER (seconds), worker 1
 -- closes the listener then, prints "CLOSED", and stays alive 10 s more.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-package.cpath = "./build/?.so;" .. package.cpath
+package.cpath = (os.getenv("JRWS_SPEC_CPATH") or "./build/?.so") .. ";" .. package.cpath
 local jsonrpc = require "jsonrpc_websocket"
 local core = require "jsonrpc_websocket.core"
 
