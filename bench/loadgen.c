@@ -31,7 +31,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,13 +330,21 @@ static void on_event(struct conn *c, unsigned int events)
 	}
 }
 
-static void service(int ms)
+/* Waits up to ms for events and handles them; returns 1 when stdin (in
+ * the set in idle mode, as a NULL entry) has closed. */
+static int service(int ms)
 {
 	struct epoll_event evs[256];
-	int i, n = epoll_wait(lg.epfd, evs, 256, ms);
+	int i, n = epoll_wait(lg.epfd, evs, 256, ms), eof = 0;
 
-	for (i = 0; i < n; i++)
-		on_event(evs[i].data.ptr, evs[i].events);
+	for (i = 0; i < n; i++) {
+		char b[64];
+		if (evs[i].data.ptr)
+			on_event(evs[i].data.ptr, evs[i].events);
+		else if (read(0, b, sizeof b) <= 0)
+			eof = 1;
+	}
+	return eof;
 }
 
 /* Opens n connections, MAX_CONNECTING at a time. */
@@ -421,22 +428,18 @@ static int run_idle(int argc, char **argv)
 {
 	size_t n = (size_t)atol(argv[3]);
 	double secs = argc > 4 ? atof(argv[4]) : 0, end;
-	struct pollfd in = { .fd = 0, .events = POLLIN };
+	struct epoll_event in = { .events = EPOLLIN, .data.ptr = NULL };
 
 	open_all(n);
 	printf("OPEN %zu failed=%zu why=\"%s\"\n", lg.open, lg.failed, lg.why);
 	fflush(stdout);
+	/* until stdin closes: it waits in the same epoll set as the sockets,
+	 * so pings are answered as they come */
+	if (secs <= 0 && epoll_ctl(lg.epfd, EPOLL_CTL_ADD, 0, &in))
+		fail("epoll_ctl stdin");
 	end = bench_now() + secs;
-	for (;;) {
-		char b[64];
-		service(secs > 0 ? 200 : 0);
-		if (secs > 0 && bench_now() >= end)
-			break;
-		if (secs <= 0) {
-			if (poll(&in, 1, 200) > 0 && read(0, b, sizeof b) <= 0)
-				break;
-		}
-	}
+	while (!service(200) && (secs <= 0 || bench_now() < end))
+		;
 	return 0;
 }
 
