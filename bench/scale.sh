@@ -33,6 +33,10 @@ HARD=$(ulimit -Hn)
 ulimit -n "$HARD"
 PER_HOLDER=$(( HARD - 500 ))  # descriptors one loadgen may use for sockets
 export LOADGEN_SRCS=${LOADGEN_SRCS:-8}
+# The listeners' keepalive (scale_server.lua): 300 s, libwebsockets' own
+# default. With the library's default of 30 s the 100k run loses a few
+# hundred connections to resets once ~75k are open (not yet explained).
+export SCALE_KEEPALIVE=${SCALE_KEEPALIVE:-300}
 
 server_pin= client_pin=
 if [ "${PIN:-0}" = 1 ] && command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then

@@ -10,7 +10,7 @@ local port = tonumber(arg[1]) or 0
 local workers = tonumber(arg[2]) or 1
 -- max_connections: the library caps a listener at 10,000 by default
 local srv = jsonrpc.listen { port = port, workers = workers > 1 and workers or nil,
-  max_connections = 1000000 }
+  max_connections = 1000000, keepalive = tonumber(os.getenv("SCALE_KEEPALIVE") or "") or nil }
 srv.add = function(a, b) return a + b end
 -- the Lua heap after a full collection, and the process's resident size
 srv.stats = function()
