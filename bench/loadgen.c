@@ -7,7 +7,8 @@
  *   loadgen PORT idle N [SECONDS]
  *       opens N websocket connections (the upgrade, then nothing: they
  *       stay idle, answering pings), prints "OPEN n failed=m why=..."
- *       and holds them until SECONDS pass (default: until stdin closes).
+ *       and holds them until SECONDS pass (default: until stdin closes),
+ *       then prints "END open=n failed=m why=...".
  *   loadgen PORT calls CONNS INFLIGHT SECONDS [SERVER_PID...]
  *       CONNS connections, INFLIGHT add(i, 1) calls in flight on each;
  *       after a 0.2 s warm-up counts the answers for SECONDS. Prints
@@ -440,6 +441,7 @@ static int run_idle(int argc, char **argv)
 	end = bench_now() + secs;
 	while (!service(200) && (secs <= 0 || bench_now() < end))
 		;
+	printf("END open=%zu failed=%zu why=\"%s\"\n", lg.open, lg.failed, lg.why);
 	return 0;
 }
 
