@@ -5,21 +5,24 @@
 #                   ASan+UBSan build, then under an aggressive garbage collector
 #   make demo       start our example server, run examples/hello.lua against it
 #   make valgrind   the spec suite under valgrind (leaks and errors fail)
-#   make fuzz       libFuzzer on inbound messages for FUZZ_TIME s (fuzz/)
+#   make fuzz       libFuzzer on inbound messages for FUZZ_TIME s, then on the
+#                   JSON codec for FUZZ_JSON_TIME s (fuzz/)
 #   make bench      benchmarks (see bench/)
+#   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
+#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/encode.c src/frame.c src/server.c src/workers.c
+SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev nginx \
+            openssl clang libclang-rt-14-dev lua-check aria2 nginx \
             gnuplot-nox
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -37,7 +40,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance
 
 all: build/$(MODULE)
 
@@ -63,7 +66,7 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing: nodejs npm"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
-	@test -d spec/node/node_modules/ws || npm ci --prefix spec/node --no-audit --no-fund
+	@{ test -d spec/node/node_modules/ws && test -d spec/node/node_modules/ganache; } || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
 	$(MAKE) test-plain
@@ -98,6 +101,14 @@ demo: deps build/$(MODULE)
 bench: build/$(MODULE)
 	$(MAKE) -C bench
 
+# Every document of a JSONTestSuite checkout (github.com/nst/JSONTestSuite,
+# not part of this repo) through our server's inbound path; counts of valid
+# accepted, invalid rejected, implementation-defined either way.
+# CODEC=cjson: the same with lua-cjson plugged in.
+JSON_TEST_SUITE ?= ../JSONTestSuite
+conformance: build/$(MODULE)
+	$(LUA) bench/json_conformance.lua $(JSON_TEST_SUITE)
+
 # Figures of issue 10, written to bench/out/soak.txt (see README "Limits").
 soak: build/$(MODULE)
 	$(FD_ROOM) $(LUA) bench/soak.lua
@@ -105,18 +116,28 @@ soak: build/$(MODULE)
 install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
 
+# Settings in .luacheckrc.
+lint:
+	luacheck lua bin/jsonrpc-ws spec examples
+
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket
 
-# ---- fuzzing: fuzz/fuzz_inbound.c, see README.md "Fuzzing" -------------
-# The target links the C core statically (with -DJR_FUZZING, which adds a
-# connection without a wsi) and runs the Lua module from lua/. It fuzzes a
-# copy of fuzz/corpus in fuzz/out/corpus, so the repo corpus stays as is;
-# crashes are written to fuzz/out/.
+# ---- fuzzing: fuzz/fuzz_inbound.c and fuzz/fuzz_json.c, see README.md
+# "Fuzzing" -------------------------------------------------------------
+# fuzz_inbound links the C core statically (with -DJR_FUZZING, which adds a
+# connection without a wsi) and runs the Lua module from lua/; fuzz_json
+# links the codec alone (src/json.c, src/encode.c) and lua-cjson's module
+# for the differential. Each fuzzes a copy of its corpus (fuzz/corpus,
+# fuzz/corpus_json) in fuzz/out/, so the repo corpora stay as they are;
+# crashes are written to fuzz/out/. make fuzz-short (in make test) splits
+# FUZZ_SHORT seconds between the two: 3/4 inbound, 1/4 the codec.
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 300
+FUZZ_JSON_TIME ?= 60
 FUZZ_SHORT ?= 20
 FUZZ_BIN    = fuzz/out/fuzz_inbound
+FUZZ_JSON_BIN = fuzz/out/fuzz_json
 FUZZ_FLAGS  = -std=gnu99 $(WARN) -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -DJR_FUZZING -DJR_FUZZ_ROOT='"$(CURDIR)"' $(LUA_INC)
@@ -128,20 +149,29 @@ $(FUZZ_BIN): fuzz/fuzz_inbound.c $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/fuzz_inbound.c $(SRC) $(FUZZ_LUA_LIBS) $(LWS_LIBS)
 
-fuzz: $(FUZZ_BIN)
-	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_TIME)
+$(FUZZ_JSON_BIN): fuzz/fuzz_json.c src/json.c src/encode.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/fuzz_json.c src/json.c src/encode.c $(FUZZ_LUA_LIBS) -lm
 
-fuzz-short: $(FUZZ_BIN)
-	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_SHORT)
+fuzz: $(FUZZ_BIN) $(FUZZ_JSON_BIN)
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_TIME)
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_JSON_TIME) FUZZ_NAME=fuzz_json FUZZ_CORPUS=corpus_json
+
+fuzz-short: $(FUZZ_BIN) $(FUZZ_JSON_BIN)
+	$(MAKE) fuzz-run FUZZ_SECONDS=$$(( $(FUZZ_SHORT) * 3 / 4 ))
+	$(MAKE) fuzz-run FUZZ_SECONDS=$$(( $(FUZZ_SHORT) / 4 )) FUZZ_NAME=fuzz_json FUZZ_CORPUS=corpus_json
 
 # Fails on any finding; the last line says how many executions ran clean.
+# FUZZ_NAME: the target (fuzz_inbound or fuzz_json), FUZZ_CORPUS its seeds.
+FUZZ_NAME   ?= fuzz_inbound
+FUZZ_CORPUS ?= corpus
 fuzz-run:
-	@mkdir -p fuzz/out/corpus && cp fuzz/corpus/* fuzz/out/corpus/
-	@echo "fuzzing for $(FUZZ_SECONDS) s, log in fuzz/out/fuzz.log"
+	@mkdir -p fuzz/out/$(FUZZ_CORPUS) && cp fuzz/$(FUZZ_CORPUS)/* fuzz/out/$(FUZZ_CORPUS)/
+	@echo "$(FUZZ_NAME): fuzzing for $(FUZZ_SECONDS) s, log in fuzz/out/$(FUZZ_NAME).log"
 	@status=0; UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(FUZZ_BIN) -max_len=65536 -max_total_time=$(FUZZ_SECONDS) -timeout=10 -detect_leaks=0 \
-	    -print_final_stats=1 -artifact_prefix=fuzz/out/ fuzz/out/corpus \
-	    >fuzz/out/fuzz.log 2>&1 || status=$$?; \
-	  tail -n 30 fuzz/out/fuzz.log; \
-	  if [ $$status -ne 0 ]; then echo "fuzz: FINDING (exit $$status), see fuzz/out/"; exit $$status; fi; \
-	  grep -E '^Done [0-9]+ runs' fuzz/out/fuzz.log | sed 's/^Done \([0-9]*\) runs.*/fuzz: \1 executions ran clean/'
+	  fuzz/out/$(FUZZ_NAME) -max_len=65536 -max_total_time=$(FUZZ_SECONDS) -timeout=10 -detect_leaks=0 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/out/ fuzz/out/$(FUZZ_CORPUS) \
+	    >fuzz/out/$(FUZZ_NAME).log 2>&1 || status=$$?; \
+	  tail -n 30 fuzz/out/$(FUZZ_NAME).log; \
+	  if [ $$status -ne 0 ]; then echo "$(FUZZ_NAME): FINDING (exit $$status), see fuzz/out/"; exit $$status; fi; \
+	  grep -E '^Done [0-9]+ runs' fuzz/out/$(FUZZ_NAME).log | sed 's/^Done \([0-9]*\) runs.*/$(FUZZ_NAME): \1 executions ran clean/'

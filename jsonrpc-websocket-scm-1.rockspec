@@ -17,7 +17,6 @@ description = {
 }
 dependencies = {
   "lua >= 5.4",
-  "lua-cjson",
 }
 external_dependencies = {
   LIBWEBSOCKETS = { header = "libwebsockets.h", library = "websockets" },
@@ -29,7 +28,7 @@ build = {
   type = "builtin",
   modules = {
     ["jsonrpc_websocket.core"] = {
-      sources = { "src/core.c", "src/loop.c", "src/drive.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/encode.c", "src/frame.c", "src/server.c", "src/workers.c" },
+      sources = { "src/core.c", "src/loop.c", "src/drive.c", "src/vhost.c", "src/conn.c", "src/scan.c", "src/json.c", "src/encode.c", "src/frame.c", "src/server.c", "src/workers.c" },
       incdirs = { "$(LIBWEBSOCKETS_INCDIR)", "$(LIBUV_INCDIR)", "src" },
       libdirs = { "$(LIBWEBSOCKETS_LIBDIR)", "$(LIBUV_LIBDIR)" },
       libraries = { "websockets", "uv", "crypto", "m" },
@@ -46,8 +45,15 @@ build = {
     ["jsonrpc_websocket.workers"] = "lua/jsonrpc_websocket/workers.lua",
     ["jsonrpc_websocket.proxies"] = "lua/jsonrpc_websocket/proxies.lua",
     ["jsonrpc_websocket.options"] = "lua/jsonrpc_websocket/options.lua",
+    ["jsonrpc_websocket.queue"] = "lua/jsonrpc_websocket/queue.lua",
     ["jsonrpc_websocket.scheduler"] = "lua/jsonrpc_websocket/scheduler.lua",
+    ["jsonrpc_websocket.stream"] = "lua/jsonrpc_websocket/stream.lua",
+    ["jsonrpc_websocket.subscription"] = "lua/jsonrpc_websocket/subscription.lua",
+    ["jsonrpc_websocket.trace"] = "lua/jsonrpc_websocket/trace.lua",
     ["jsonrpc_websocket.url"] = "lua/jsonrpc_websocket/url.lua",
+  },
+  install = {
+    bin = { ["jsonrpc-ws"] = "bin/jsonrpc-ws" },
   },
   copy_directories = { "examples" },
 }

@@ -57,6 +57,9 @@ end
 
 local function check_reply(text)
   if type(text) ~= "string" then fail("reply is not a string") end
+  if not utf8.len(text) then -- it would go out in a text frame
+    fail("reply is not UTF-8: " .. text:sub(1, 300))
+  end
   local ok, v = pcall(strict.decode, text)
   if not ok then
     fail("reply is not valid JSON (" .. tostring(v) .. "): " .. text:sub(1, 300))
@@ -140,7 +143,7 @@ function H.begin(max_message, pending, handler_timeout_zero)
     fail("the previous connection was not cleaned up")
   end
   local conn = fuzz.new_conn(link, max_message)
-  if link.fast then conn:core_json(true) end -- as start_connect does
+  if link.builtin_codec then conn:builtin_codec(true) end -- as start_connect does
   link.connect_opts.max_message_size = max_message
   link.next_id, link.expired, link.n_expired = 1, {}, 0
   link.handler_timeout = handler_timeout_zero and 0 or nil

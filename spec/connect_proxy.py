@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """A small HTTP CONNECT proxy used as a test fixture.
 
-    /usr/bin/python3 spec/connect_proxy.py --log FILE [--deny]
+    /usr/bin/python3 spec/connect_proxy.py --log FILE [--deny] [--port N]
 
-Listens on 127.0.0.1 (ephemeral port), prints ``PORT <port> PID <pid>``,
+Listens on 127.0.0.1 (port N, default an ephemeral one), prints ``PORT <port> PID <pid>``,
 and tunnels each ``CONNECT host:port`` to its target, appending one line
 ``CONNECT host:port`` to FILE per tunnel (flushed at once), so a spec can
 tell that it was used. With ``--deny`` it answers every CONNECT with 403.
@@ -63,10 +63,11 @@ async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", required=True)
     parser.add_argument("--deny", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     parent = os.getppid()
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, args), "127.0.0.1", 0)
+        lambda r, w: handle(r, w, args), "127.0.0.1", args.port)
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port} PID {os.getpid()}", flush=True)
     loop = asyncio.get_running_loop()

@@ -199,22 +199,28 @@ describe("handlers", function()
 end)
 
 describe("handler replies", function()
-  it("echo an id given with an escaped key or a lenient number as sound JSON", function()
+  it("echo an id given with an escaped key as sound JSON; a lenient number is a parse error",
+    function()
     local s = helper.connected()
+    local reported = {}
+    s:on("error", function(err) reported[#reported + 1] = err end)
     s.one = function() return 1 end
     s.send_raw('{"jsonrpc":"2.0","method":"one","i\\u0064":5}')
     s.send_raw('{"jsonrpc":"2.0","method":"one","id":7.}')
     jsonrpc.sleep(0.05)
     local replies = {}
     for _, m in ipairs(s.received()) do
-      if m.data:find('"result":1', 1, true) and not m.data:find('"method"', 1, true) then
+      if m.data:find('"result":1', 1, true) or m.data:find('-32700', 1, true) then
         replies[#replies + 1] = m.data
         assert.is_true(pcall(helper.decode, m.data), m.data)
       end
     end
     assert.equal(2, #replies)
     assert.matches('"id":5,', replies[1], 1, true)
-    assert.matches('"id":7,', replies[2], 1, true)
+    assert.matches('"id":null,"error":{"code":-32700', replies[2], 1, true)
+    assert.equal(1, #reported) -- to on_error; the connection stays
+    assert.equal(-32700, reported[1].code)
+    assert.equal(2, s.add(1, 1))
     s:close()
   end)
 end)

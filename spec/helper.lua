@@ -12,12 +12,15 @@ if os.getenv("JSONRPC_GC") == "aggressive" then
   collectgarbage("incremental", 100, 1000, 1)
 end
 
---- Starts a peer; returns { port, pid, url(path), stop() }. script (default
--- spec/peer.py) runs under interpreter (default Python) and prints
--- "PORT n PID p" first.
-function M.start_peer(args, script, interpreter)
-  local handle = assert(io.popen(("exec %s %s %s")
-    :format(interpreter or M.PYTHON, script or "spec/peer.py", args or ""), "r"))
+--- Starts a peer; returns { port, pid, url(path), stop() }.
+function M.start_peer(args, script)
+  return M.start_process(("%s %s %s"):format(M.PYTHON, script or "spec/peer.py", args or ""))
+end
+
+--- Starts the command `cmd`, which prints "PORT <port> PID <pid>" once it
+-- listens; returns { port, pid, url(path), stop() } as start_peer does.
+function M.start_process(cmd)
+  local handle = assert(io.popen("exec " .. cmd, "r"))
   local line = handle:read("l") or ""
   local port, pid = line:match("^PORT (%d+) PID (%d+)$")
   assert(port, "peer did not start: " .. line)
@@ -35,6 +38,12 @@ function M.start_peer(args, script, interpreter)
   -- the handle, this sentinel is finalized before it.)
   peer.reaper = setmetatable({}, { __gc = function() peer.stop() end })
   return peer
+end
+
+--- Starts a ganache dev node (spec/node/ganache.js; a real Ethereum
+-- JSON-RPC server) on a free port of 127.0.0.1.
+function M.start_ganache()
+  return M.start_process("node spec/node/ganache.js")
 end
 
 --- Starts a wss:// peer (spec/peer.py --tls); url() gives wss:// URLs.
@@ -131,6 +140,28 @@ function M.run_lua(code, env, nofile)
   local ok = h:close()
   os.remove(file)
   return ok, out, jsonrpc.now() - t0
+end
+
+--- Waits (driving the loop) until pred() holds: true, or false after
+-- `seconds` (default 10).
+function M.eventually(pred, seconds)
+  local jsonrpc = require "jsonrpc_websocket"
+  local deadline = jsonrpc.now() + (seconds or 10)
+  while not pred() do
+    if jsonrpc.now() > deadline then return false end
+    jsonrpc.sleep(0.01)
+  end
+  return true
+end
+
+--- The first `n` values of the iterator `iter` (a stream), in a list.
+function M.take(iter, n)
+  local list = {}
+  for v in iter do
+    list[#list + 1] = v
+    if #list == n then break end
+  end
+  return list
 end
 
 --- Decodes with a private cjson.

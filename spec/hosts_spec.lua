@@ -13,10 +13,14 @@ local function program(code)
   return out
 end
 
--- The same, attached to luv (`uv` is the luv module).
-local function luv_program(code)
-  return program('local uv = require "luv"\njsonrpc.attach(uv)\n' .. code)
+-- program, with `prelude` before the code.
+local function program_with(prelude)
+  return function(code) return program(prelude .. code) end
 end
+
+-- Attached to luv (`uv` is the luv module); with `cqueues` loaded.
+local luv_program = program_with('local uv = require "luv"\njsonrpc.attach(uv)\n')
+local cqueues_program = program_with('local cqueues = require "cqueues"\n')
 
 describe("luv", function()
   it("ticks a 10 ms timer while 1,000 calls wait; serves and calls in one program", function()
@@ -123,10 +127,10 @@ describe("luv", function()
   end)
 end)
 
+
 describe("cqueues", function()
   it("shares a controller with cqueues sockets, and handlers that use cqueues", function()
-    local out = program [[
-      local cqueues = require "cqueues"
+    local out = cqueues_program [[
       local socket = require "cqueues.socket"
       local cq = cqueues.new()
       jsonrpc.attach(cq)
@@ -171,8 +175,7 @@ describe("cqueues", function()
   end)
 
   it("raises a clear error where a call cannot yield", function()
-    local out = program [[
-      local cqueues = require "cqueues"
+    local out = cqueues_program [[
       local cq = cqueues.new()
       jsonrpc.attach(cq)
       cq:wrap(function()
@@ -191,14 +194,8 @@ describe("cqueues", function()
 end)
 
 describe("the raw pollable", function()
-  it("is driven by a hand-written poll loop", function()
-    local out = program [[
-      local cqueues = require "cqueues"
-      local loop = jsonrpc.loop
-      print(type(loop:pollfd()), loop:events())
-      local t0 = jsonrpc.now()
-      loop:step(0)                               -- nothing to do: no wait
-      print("step(0) returns at once", jsonrpc.now() - t0 < 0.5)
+  -- three calls in one of our tasks, for a hand-written loop to drive
+  local THREE_CALLS = [[
       local s = jsonrpc.Server(PEER)
       local results = {}
       jsonrpc.spawn(function()
@@ -206,6 +203,16 @@ describe("the raw pollable", function()
         for i = 1, 3 do results[#results + 1] = s.sleep(0.05, i) end
         s:close()
       end)
+]]
+
+  it("is driven by a hand-written poll loop", function()
+    local out = cqueues_program([[
+      local loop = jsonrpc.loop
+      print(type(loop:pollfd()), loop:events())
+      local t0 = jsonrpc.now()
+      loop:step(0)                               -- nothing to do: no wait
+      print("step(0) returns at once", jsonrpc.now() - t0 < 0.5)
+]] .. THREE_CALLS .. [[
       -- cqueues.poll outside a controller: one poll(2) on our descriptor
       local polls = 0
       while loop:busy() do
@@ -214,21 +221,15 @@ describe("the raw pollable", function()
         loop:step(0)
       end
       print(table.concat(results, ","), polls > 3)
-    ]]
+    ]])
     assert.equal("number\tr\nstep(0) returns at once\ttrue\n1,2,3\ttrue\n", out)
   end)
 
   it("is driven by luv by hand, without attach: a uv poll and a uv timer", function()
-    local out = program [[
+    local out = program([[
       local uv = require "luv"
       local loop = jsonrpc.loop
-      local s = jsonrpc.Server(PEER)
-      local results = {}
-      jsonrpc.spawn(function()
-        s:ws_connect()
-        for i = 1, 3 do results[#results + 1] = s.sleep(0.05, i) end
-        s:close()
-      end)
+]] .. THREE_CALLS .. [[
       local poll, timer = uv.new_poll(loop:pollfd()), uv.new_timer()
       local function step()
         loop:step(0)
@@ -240,7 +241,7 @@ describe("the raw pollable", function()
       step()
       uv.run()
       print(table.concat(results, ","))
-    ]]
+    ]])
     assert.equal("1,2,3\n", out)
   end)
 end)

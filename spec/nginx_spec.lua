@@ -114,7 +114,7 @@ describe("behind nginx", function()
       srv.which = function() return name end
       srv.whoami = function() return jsonrpc.peer().address end
       srv.ask_back = function(x) return jsonrpc.peer().client_add(x, 1) end
-      srv.subscribe = function() jsonrpc.peer():notify("news", name) return true end
+      srv.hello = function() jsonrpc.peer():notify("news", name) return true end
     end
     n = start_nginx({ a.port, b.port })
   end)
@@ -135,7 +135,7 @@ describe("behind nginx", function()
       local which = c.which()
       seen[which] = true
       assert.equal(i * 10 + 1, c.ask_back(i * 10))       -- server -> client, through nginx
-      assert.is_true(c.subscribe())
+      assert.is_true(c.hello())
       eventually(function() return news[1] == which end)  -- notification to one peer
       clients[i] = { c = c, news = news, which = which }
     end

@@ -2,7 +2,8 @@
 """An independent websocket client (Python websockets 10.4) for the specs.
 
     /usr/bin/python3 spec/pyclient.py URL [--header NAME:VALUE]...
-        [--subprotocol P]... [--expect N] [--wait S] [FRAME]...
+        [--subprotocol P]... [--expect N] [--wait S] [--binary-hex HEX]...
+        [FRAME]...
 
 Connects, sends each FRAME as a text message, then prints every message it
 receives as ``RECV <text>`` until N messages that are not requests have
@@ -30,6 +31,8 @@ async def main():
     ap.add_argument("--subprotocol", action="append", default=None)
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--wait", type=float, default=5.0)
+    ap.add_argument("--binary-hex", action="append", default=[],
+                    help="a binary message (hex), sent before the FRAMEs")
     args = ap.parse_intermixed_args()
     headers = [tuple(h.split(":", 1)) for h in args.header]
     tls = None
@@ -45,6 +48,8 @@ async def main():
         print("STATUS", exc.status_code, flush=True)
         return
     print("SUBPROTOCOL", ws.subprotocol, flush=True)
+    for frame in args.binary_hex:
+        await ws.send(bytes.fromhex(frame))
     for frame in args.frames:
         await ws.send(frame)
     got = 0

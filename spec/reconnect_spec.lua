@@ -5,15 +5,7 @@ local jsonrpc = require "jsonrpc_websocket"
 
 local FAST = { initial = 0.05, max = 0.2, factor = 2, jitter = 0.1 }
 
--- Waits (driving the loop) until pred() holds or `seconds` pass.
-local function eventually(pred, seconds)
-  local deadline = jsonrpc.now() + (seconds or 5)
-  while not pred() do
-    if jsonrpc.now() > deadline then return false end
-    jsonrpc.sleep(0.02)
-  end
-  return true
-end
+local eventually = helper.eventually
 
 describe("connection events", function()
   it("tell connect and disconnect with the close code and reason", function()

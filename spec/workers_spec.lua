@@ -8,8 +8,8 @@ local helper = require "helper"
 -- ASan suite): its cpath goes to the server.
 local function start_server(args)
   local cpath = package.cpath:match("^[^;]*")
-  return helper.start_peer(args, "spec/workers_server.lua",
-    ("env JRWS_SPEC_CPATH=%s lua5.4"):format(cpath))
+  return helper.start_process(("env JRWS_SPEC_CPATH=%s lua5.4 spec/workers_server.lua %s")
+    :format(cpath, args))
 end
 
 -- The kernel's list, not pgrep: under the ASan suite every child process

@@ -48,12 +48,13 @@ struct jr_conn {
 	int ud_alive;
 	int established;
 	int closed_queued;
-	int core_json;       /* the codec is ours: see l_core_json */
+	int builtin_codec;   /* the codec is the built-in one: see l_builtin_codec */
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */
 	int flush;           /* queued output to write at the next step */
 	int peer_closed;     /* the peer's close frame came: write nothing */
 	int aborted;         /* abort(): write nothing (lws frees it later) */
 	int closing;         /* our close frame is lws's to send now */
+	int tracing;         /* conn:trace(fn): fn is the userdata's 2nd value */
 
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
@@ -708,6 +709,36 @@ void jr_conn_push_owner(lua_State *L, jr_conn *c)
 	lua_remove(L, -2);
 }
 
+/*
+ * The trace hook (conn:trace) sees every message as its text: "out" when
+ * it is queued (whoever wrote it, Lua or send_call/send_batch in C), "in"
+ * when pop() takes it (before scan.c reads a response in C). Both run in
+ * Lua calls, never in an lws callback. A failing hook is told on stderr:
+ * it must not change what the connection does.
+ */
+static void jr_trace(lua_State *L, jr_conn *c, const char *direction,
+		     const void *text, size_t len)
+{
+	luaL_checkstack(L, 4, "trace hook");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	lua_getiuservalue(L, -1, 2);
+	lua_remove(L, -2);
+	lua_pushstring(L, direction);
+	lua_pushlstring(L, text, len);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		fprintf(stderr, "jsonrpc_websocket: trace hook failed: %s\n",
+			lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+		lua_pop(L, 1);
+	}
+}
+
+/* For pop() (loop.c): a message has arrived. */
+void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len)
+{
+	if (c->tracing)
+		jr_trace(L, c, "in", text, len);
+}
+
 static void jr_push_unsent(lua_State *L, jr_conn *c)
 {
 	size_t i;
@@ -910,7 +941,7 @@ static jr_conn *jr_conn_alloc(jr_loop *loop)
 
 static jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 {
-	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 2);
 	*pc = jr_conn_alloc(loop);
 	if (!*pc)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
@@ -1058,8 +1089,11 @@ static struct jr_out *jr_out_new(lua_State *L, size_t cap,
  * ready to wait. */
 static int jr_queue(lua_State *L, jr_conn *c, struct jr_out *o)
 {
-	int main_thread = lua_pushthread(L);
+	int main_thread;
 
+	if (c->tracing)
+		jr_trace(L, c, "out", o->buf + LWS_PRE, o->len);
+	main_thread = lua_pushthread(L);
 	lua_pop(L, 1);
 	*c->out_tail = o;
 	c->out_tail = &o->next;
@@ -1111,7 +1145,7 @@ static int l_send(lua_State *L)
  * codec.method_prefix) with id, or with id nil the notification, whose
  * params are the values that follow, positional (none: no params).
  * Written here when every value is simple (encode.c) and the codec is
- * ours (core_json); else returns nothing, and the Lua codec does it.
+ * ours (builtin_codec); else returns nothing, and the Lua codec does it.
  */
 static int l_send_call(lua_State *L)
 {
@@ -1125,7 +1159,7 @@ static int l_send_call(lua_State *L)
 	struct jr_out *o;
 	char *p;
 
-	if (!c->core_json || (n > 0 && !params))
+	if (!c->builtin_codec || (n > 0 && !params))
 		return 0;
 	if (jr_refuse(L, c, 0))
 		return 3;
@@ -1248,18 +1282,32 @@ static int l_reading(lua_State *L)
 	return 0;
 }
 
-/* conn:core_json(on): the codec is the core's own (the default cjson):
+/* conn:builtin_codec(on): the codec is the built-in one (json.c):
  * send_call may write simple params itself (encode.c), and pop() may hand
  * simple responses over already read, as "response" events (scan.c). */
-static int l_core_json(lua_State *L)
+static int l_builtin_codec(lua_State *L)
 {
-	jr_check_conn(L, 1)->core_json = lua_toboolean(L, 2);
+	jr_check_conn(L, 1)->builtin_codec = lua_toboolean(L, 2);
 	return 0;
 }
 
-int jr_conn_core_json(const jr_conn *c)
+/* conn:trace(fn | nil): fn(direction, text) for every message, "out"
+ * and "in" (see jr_trace); nil stops it. */
+static int l_trace(lua_State *L)
 {
-	return c->core_json;
+	jr_conn *c = jr_check_conn(L, 1);
+
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	c->tracing = !lua_isnil(L, 2);
+	lua_setiuservalue(L, 1, 2);
+	return 0;
+}
+
+int jr_conn_builtin_codec(const jr_conn *c)
+{
+	return c->builtin_codec;
 }
 
 static int l_subprotocol(lua_State *L)
@@ -1315,10 +1363,11 @@ static const luaL_Reg jr_conn_methods[] = {
 	{"close", l_close},
 	{"abort", l_abort},
 	{"subprotocol", l_subprotocol},
-	{"core_json", l_core_json},
+	{"builtin_codec", l_builtin_codec},
 	{"queue_limits", l_queue_limits},
 	{"queued", l_queued},
 	{"reading", l_reading},
+	{"trace", l_trace},
 	{NULL, NULL}
 };
 
@@ -1370,7 +1419,7 @@ void *jr_conn_listener(const jr_conn *c)
  * "closed" event is popped, as connect() does for clients. */
 void jr_conn_push_new(lua_State *L, jr_conn *c)
 {
-	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 1);
+	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 2);
 	*pc = c;
 	luaL_setmetatable(L, JR_CONN_MT);
 	c->ud_alive = 1;

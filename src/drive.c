@@ -72,8 +72,9 @@ static int jr_push_message(lua_State *L, jr_event *e)
 {
 	int n;
 
+	jr_conn_trace_in(L, e->conn, e->data, e->len);
 	jr_conn_push_owner(L, e->conn);
-	if (jr_conn_core_json(e->conn)) {
+	if (jr_conn_builtin_codec(e->conn)) {
 		lua_pushliteral(L, "response");
 		if ((n = jr_push_response(L, e->data, e->len)))
 			return 2 + n;
@@ -96,7 +97,7 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "message", data, is_binary
  *   owner, "response", id, result [, true: result is JSON text to decode]
  *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
- *          (these two only for conns with core_json: see scan.c)
+ *          (these two only for conns with builtin_codec: see scan.c)
  *   owner, "closed", code, reason, failure, http_status, was_open,
  *          closed_here, unsent
  *   listener, "accept", conn, address (server.c)

@@ -1,75 +1,16 @@
 /*
  * JSON writing for the common call: positional params that are all nil,
- * booleans, finite numbers or strings, written straight into the send
- * buffer. Tables, and anything else, go through the Lua codec instead
- * (lua/jsonrpc_websocket/codec.lua); so does everything when the user
- * gave a codec of their own.
- *
- * Differences from Debian's lua-cjson, all towards exactness: integers are
- * written whole (cjson writes "%.14g"), other floats with 17 significant
- * digits so they read back the same; "/" is not escaped. Bytes >= 0x80
- * pass through as they are, as cjson passes them.
+ * booleans, finite numbers or valid UTF-8 strings, written straight into
+ * the send buffer, with json.c's writers (so a number or string has one
+ * spelling whichever path writes it). Tables, and anything else, go
+ * through the codec instead (lua/jsonrpc_websocket/codec.lua); so does
+ * everything when the user gave a codec of their own.
  */
 #include <limits.h>
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "jrws.h"
-
-#define JR_NUMBER_MAX 32 /* "%.17g" of a double, or a 64-bit integer */
-
-/* How JSON writes each byte inside a string: 0 as it is, else the letter
- * after the backslash ('u': \u00XX). A table, so that long runs of plain
- * bytes cost a load and a test each, and are copied whole. */
-static const char jr_escapes[256] = {
-	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
-	'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-	['"'] = '"', ['\\'] = '\\',
-};
-
-/* The end of the run of plain bytes from s[i]. */
-static size_t jr_plain_run(const char *s, size_t i, size_t len)
-{
-	while (i < len && !jr_escapes[(unsigned char)s[i]])
-		i++;
-	return i;
-}
-
-static size_t jr_string_size(const char *s, size_t len)
-{
-	size_t n = len + 2, i = 0;
-
-	while ((i = jr_plain_run(s, i, len)) < len)
-		n += jr_escapes[(unsigned char)s[i++]] == 'u' ? 5 : 1;
-	return n;
-}
-
-static char *jr_write_string(char *p, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i = 0, run;
-
-	*p++ = '"';
-	while (i < len) {
-		run = jr_plain_run(s, i, len);
-		memcpy(p, s + i, run - i);
-		p += run - i;
-		if ((i = run) == len)
-			break;
-		*p++ = '\\';
-		*p = jr_escapes[(unsigned char)s[i]];
-		if (*p++ == 'u') {
-			*p++ = '0';
-			*p++ = '0';
-			*p++ = hex[(unsigned char)s[i] >> 4];
-			*p++ = hex[s[i] & 15];
-		}
-		i++;
-	}
-	*p++ = '"';
-	return p;
-}
 
 /* Decimal digits of an integer, without printf. */
 char *jr_write_integer(char *p, lua_Integer v)
@@ -91,15 +32,6 @@ char *jr_write_integer(char *p, lua_Integer v)
 	return p;
 }
 
-/* A float that is a whole number below 2^53 is written as an integer:
- * the common case, and no printf. */
-static char *jr_write_float(char *p, lua_Number x)
-{
-	if (x == floor(x) && fabs(x) < 9007199254740992.0 && !(x == 0 && signbit(x)))
-		return jr_write_integer(p, (lua_Integer)x);
-	return p + snprintf(p, JR_NUMBER_MAX, "%.17g", (double)x);
-}
-
 /* Bytes needed for the value at idx, or 0 when it is not simple. */
 static size_t jr_value_size(lua_State *L, int idx)
 {
@@ -116,7 +48,7 @@ static size_t jr_value_size(lua_State *L, int idx)
 		return JR_NUMBER_MAX;
 	case LUA_TSTRING:
 		s = lua_tolstring(L, idx, &len);
-		return jr_string_size(s, len);
+		return jr_json_string_size(s, len); /* 0: not UTF-8 */
 	default:
 		return 0;
 	}
@@ -141,10 +73,10 @@ static char *jr_write_value(lua_State *L, int idx, char *p)
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx))
 			return jr_write_integer(p, lua_tointeger(L, idx));
-		return jr_write_float(p, lua_tonumber(L, idx));
+		return jr_json_write_float(p, (double)lua_tonumber(L, idx));
 	default:
 		s = lua_tolstring(L, idx, &len);
-		return jr_write_string(p, s, len);
+		return jr_json_write_string(p, s, len);
 	}
 }
 

@@ -1,7 +1,7 @@
 /*
  * jsonrpc_websocket.core: the C transport under the Lua face.
  *
- * Layers, bottom-up (a file calls only files listed before it):
+ * Layers, bottom-up (leaves aside, a file calls only files listed before it):
  *   loop.c   the engine: one libuv loop and one libwebsockets context on
  *            it per Lua state, the service step, the queue of events
  *            that callbacks leave for Lua, the clock.
@@ -17,10 +17,14 @@
  *   frame.c  gathered writes: many small messages framed into one send().
  *   encode.c JSON writing of simple params (numbers, strings, ...) for
  *            the common call, straight into the send buffer.
+ *   json.c   the built-in JSON codec (the default): decodes straight into
+ *            Lua values and encodes any of them, exact both ways; its
+ *            string and number writers are encode.c's too.
  *   drive.c  the engine's Lua face: step, pop (which knows every event
  *            kind and owner), the pollable (pollfd, timeout), teardown.
  *   core.c   luaopen_jsonrpc_websocket_core.
- * scan.c, frame.c and encode.c are leaves: they call none of the others.
+ * The leaves, json.c, scan.c, frame.c and encode.c, call none of the
+ * layers (scan.c and encode.c use json.c's grammar and writers).
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
  * They record what happened as a jr_event; Lua pops events after
@@ -137,7 +141,8 @@ extern const luaL_Reg jr_conn_functions[];
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 			  void *listener, const char *subprotocol);
 void *jr_conn_listener(const jr_conn *c);
-int jr_conn_core_json(const jr_conn *c);
+int jr_conn_builtin_codec(const jr_conn *c);
+void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
@@ -178,6 +183,20 @@ char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];
+
+/* json.c */
+#define JR_STR_(x) #x
+#define JR_STR(x) JR_STR_(x)
+#define JR_JSON_MAX_DEPTH 1000 /* nesting of arrays and objects, both ways */
+#define JR_NUMBER_MAX 32 /* bytes of a written number, at most */
+typedef struct jr_scratch jr_scratch;
+extern const char jr_json_array_key; /* registry key of array_mt */
+void jr_json_open(lua_State *L);
+int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
+const char *jr_json_skip(const char *p, const char *end);
+size_t jr_json_string_size(const char *s, size_t len);
+char *jr_json_write_string(char *p, const char *s, size_t len);
+char *jr_json_write_float(char *p, double x);
 
 /* scan.c */
 int jr_push_response(lua_State *L, const char *text, size_t len);

@@ -34,8 +34,10 @@ static unsigned int jr_fd_limit(void)
 static void jr_log_emit(int level, const char *line)
 {
 	/* lws reports failures through our events; its own lines are noise
-	 * for users unless they ask for them. */
-	if (getenv("JSONRPC_WS_DEBUG"))
+	 * for users unless they ask for them (as trace.lua reads it). */
+	const char *debug = getenv("JSONRPC_WS_DEBUG");
+
+	if (debug && *debug && strcmp(debug, "0"))
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 

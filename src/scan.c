@@ -3,7 +3,10 @@
  * elements of a top-level array without decoding, and read the common
  * success response without a decoder. Used to echo request ids
  * byte for byte (a decoder may turn 12345678901234567890 into a float) and
- * to split batches. Iterative, so 100,000 levels of nesting cost no stack.
+ * to split batches. Batches and responses are checked with the built-in
+ * codec's strict grammar (json.c, jr_json_skip), so what is not JSON is
+ * never taken apart here as if it were; json_member alone is lenient (see
+ * there).
  */
 #include <string.h>
 
@@ -16,10 +19,12 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
+/* ---- lenient scanning: json_member ---- */
+
 /* p at the opening quote; returns just past the closing one, or NULL.
  * memchr finds the next quote; it closes the string unless a backslash
  * came before it (then the search goes on past the escaped byte). */
-static const char *skip_string(const char *p, const char *end)
+static const char *lenient_string(const char *p, const char *end)
 {
 	const char *quote, *backslash;
 
@@ -34,14 +39,14 @@ static const char *skip_string(const char *p, const char *end)
 	return NULL;
 }
 
-static const char *skip_container(const char *p, const char *end)
+static const char *lenient_container(const char *p, const char *end)
 {
 	size_t depth = 0;
 
 	while (p < end) {
 		switch (*p) {
 		case '"':
-			if (!(p = skip_string(p, end)))
+			if (!(p = lenient_string(p, end)))
 				return NULL;
 			continue;
 		case '{': case '[':
@@ -68,21 +73,25 @@ static int ends_scalar(char c)
 	}
 }
 
-/* Returns the end of the value starting at p, or NULL if malformed. */
-static const char *skip_value(const char *p, const char *end)
+/* The end of the value starting at p, or NULL when plainly malformed. */
+static const char *lenient_value(const char *p, const char *end)
 {
 	if (p >= end)
 		return NULL;
 	if (*p == '"')
-		return skip_string(p, end);
+		return lenient_string(p, end);
 	if (*p == '{' || *p == '[')
-		return skip_container(p, end);
+		return lenient_container(p, end);
 	while (p < end && !ends_scalar(*p))
 		p++;
 	return p;
 }
 
-/* json_member(text, key) -> raw text of the top-level member, or nil. */
+/* json_member(text, key) -> raw text of the top-level member, or nil.
+ * Lenient: it serves text that decoded already (the exact id to echo,
+ * whether params were [] or {}), and text that did not, to find the id of
+ * an answer whose result cannot be read (dispatch.lua settles its caller
+ * with the parse error); strictness would hide that id. */
 static int l_json_member(lua_State *L)
 {
 	size_t len, klen;
@@ -93,14 +102,14 @@ static int l_json_member(lua_State *L)
 	if (p >= end || *p != '{')
 		return 0;
 	for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
-		const char *k = p + 1, *kend = skip_string(p, end), *v;
+		const char *k = p + 1, *kend = lenient_string(p, end), *v;
 		if (!kend)
 			return 0;
 		p = skip_ws(kend, end);
 		if (p >= end || *p != ':')
 			return 0;
 		v = skip_ws(p + 1, end);
-		if (!(p = skip_value(v, end)))
+		if (!(p = lenient_value(v, end)))
 			return 0;
 		if ((size_t)(kend - 1 - k) == klen && !memcmp(k, key, klen)) {
 			found = v; /* the last one wins, as when decoding */
@@ -116,23 +125,66 @@ static int l_json_member(lua_State *L)
 	return 1;
 }
 
+/* ---- strict scanning: json_elements and the responses pop() reads ---- */
+
+/* The end of the value at p, or NULL when it is not valid JSON (checked
+ * as strictly as the built-in codec decodes, json.c). */
+static const char *skip_value(const char *p, const char *end)
+{
+	return jr_json_skip(p, end);
+}
+
+/* After a member or element at p: past the ',' and the space after it
+ * (*more set), or at the closing bracket (*more clear); NULL when
+ * neither follows. */
+static const char *next_item(const char *p, const char *end, char close,
+			     int *more)
+{
+	p = skip_ws(p, end);
+	*more = p < end && *p == ',';
+	if (*more)
+		return skip_ws(p + 1, end);
+	return p < end && *p == close ? p : NULL;
+}
+
+/* p at a member of an object: its key (quotes included) in *k, *klen,
+ * and the start of its value; NULL when malformed. */
+static const char *member_value(const char *p, const char *end,
+				const char **k, size_t *klen)
+{
+	const char *kend;
+
+	if (p >= end || *p != '"' || !(kend = skip_value(p, end)))
+		return NULL;
+	*k = p + 1;
+	*klen = (size_t)(kend - 1 - *k);
+	p = skip_ws(kend, end);
+	if (p >= end || *p != ':')
+		return NULL;
+	return skip_ws(p + 1, end);
+}
+
 /* json_elements(text [, max]) -> { raw element, ... } for a top-level
- * array, or nil; false when it has more than max elements (a batch too
- * long: refused before its elements cost anything). */
+ * array, or nil when the text is not a valid JSON array; false when it
+ * has more than max elements (a batch too long: refused before its
+ * elements cost anything). */
 static int l_json_elements(lua_State *L)
 {
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
 	lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
-	const char *end = text + len, *p = skip_ws(text, end);
+	const char *end = text + len, *p = skip_ws(text, end), *v;
 	lua_Integer n = 0;
+	int more = 1;
 
 	if (p >= end || *p != '[')
 		return 0;
 	lua_newtable(L);
-	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
-		const char *v = p;
-		if (!(p = skip_value(v, end)) || p == v)
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == ']')
+		more = 0;
+	while (more) {
+		if (!(p = skip_value(v = p, end)))
 			return 0;
 		if (n >= max) {
 			lua_pushboolean(L, 0);
@@ -140,13 +192,13 @@ static int l_json_elements(lua_State *L)
 		}
 		lua_pushlstring(L, v, (size_t)(p - v));
 		lua_rawseti(L, -2, ++n);
-		p = skip_ws(p, end);
-		if (p < end && *p == ',')
-			p = skip_ws(p + 1, end);
+		if (!(p = next_item(p, end, ']', &more)))
+			return 0;
 	}
+	if (skip_ws(p + 1, end) != end)
+		return 0;
 	return 1;
 }
-
 
 /* A JSON integer token that fits a lua_Integer: pushes it, returns 1. */
 static int push_integer(lua_State *L, const char *p, const char *end)
@@ -211,20 +263,16 @@ static const char *scan_response(lua_State *L, const char *p, const char *end,
 				 int *pushed)
 {
 	const char *id = NULL, *id_end = NULL, *res = NULL, *res_end = NULL;
+	int more = 1;
 
 	if (p >= end || *p != '{')
 		return NULL;
-	for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
-		const char *k = p + 1, *kend = skip_string(p, end), *v;
+	p = skip_ws(p + 1, end);
+	while (more) {
+		const char *k, *v;
 		size_t klen;
-		if (!kend)
-			return NULL;
-		klen = (size_t)(kend - 1 - k);
-		p = skip_ws(kend, end);
-		if (p >= end || *p != ':')
-			return NULL;
-		v = skip_ws(p + 1, end);
-		if (!(p = skip_value(v, end)) || p == v)
+		if (!(v = member_value(p, end, &k, &klen))
+		    || !(p = skip_value(v, end)))
 			return NULL;
 		if (klen == 2 && !memcmp(k, "id", 2)) {
 			id = v;
@@ -235,11 +283,10 @@ static const char *scan_response(lua_State *L, const char *p, const char *end,
 		} else if (!(klen == 7 && !memcmp(k, "jsonrpc", 7))) {
 			return NULL; /* error, method, or something unusual */
 		}
-		p = skip_ws(p, end);
-		if (p < end && *p == ',')
-			p = skip_ws(p + 1, end);
+		if (!(p = next_item(p, end, '}', &more)))
+			return NULL;
 	}
-	if (p >= end || *p != '}' || !id || !res || !push_integer(L, id, id_end))
+	if (!id || !res || !push_integer(L, id, id_end))
 		return NULL;
 	if (push_simple(L, res, res_end)) {
 		*pushed = 2;
@@ -278,14 +325,14 @@ int jr_push_response(lua_State *L, const char *text, size_t len)
 int jr_push_responses(lua_State *L, const char *text, size_t len)
 {
 	const char *end = text + len, *p = skip_ws(text, end);
-	int top = lua_gettop(L), list = top + 1, n = 0, pushed, k;
+	int top = lua_gettop(L), list = top + 1, n = 0, pushed, k, more = 1;
 
 	if (p >= end || *p != '[')
 		return 0;
 	/* room for as many answers as the text could hold (the shortest,
 	 * {"id":1,"result":1}, takes 20 bytes), within reason */
 	lua_createtable(L, 3 * (int)(len / 20 < 1024 ? len / 20 + 1 : 1024), 0);
-	for (p = skip_ws(p + 1, end); p < end && *p != ']';) {
+	for (p = skip_ws(p + 1, end); more;) {
 		if (!(p = scan_response(L, p, end, &pushed))) {
 			lua_settop(L, top);
 			return 0;
@@ -295,11 +342,12 @@ int jr_push_responses(lua_State *L, const char *text, size_t len)
 		for (k = pushed; k >= 1; k--)
 			lua_rawseti(L, list, 3 * n + k);
 		n++;
-		p = skip_ws(p, end);
-		if (p < end && *p == ',')
-			p = skip_ws(p + 1, end);
+		if (!(p = next_item(p, end, ']', &more))) {
+			lua_settop(L, top);
+			return 0;
+		}
 	}
-	if (!n || p >= end || skip_ws(p + 1, end) != end) {
+	if (skip_ws(p + 1, end) != end) {
 		lua_settop(L, top);
 		return 0;
 	}

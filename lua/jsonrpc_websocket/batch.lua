@@ -15,7 +15,6 @@ local errors = require "jsonrpc_websocket.errors"
 local TimeoutError = errors.TimeoutError
 local type, setmetatable, rawset, error = type, setmetatable, rawset, error
 local tointeger = math.tointeger
-local params_from_args = codec.params_from_args
 
 local M = {}
 
@@ -59,8 +58,8 @@ end
 method_mt.__call = function(p, ...)
   local e = p[STATE]
   local params
-  if e.fast then params = simple_params(...) end
-  if params == nil then params = params_from_args(e.json, e.null, ...) end
+  if e.builtin_codec then params = simple_params(...) end
+  if params == nil then params = e.link.params_from_args(e.json, e.null, ...) end
   add(e, p[PREFIX], params)
 end
 
@@ -75,7 +74,7 @@ end
 function Builder.notify(b, name, ...)
   if type(name) ~= "string" then error("bad argument #1 to 'notify' (string expected)", 2) end
   local e = b[STATE]
-  local n = add(e, e.link:prefix_for(name), params_from_args(e.json, e.null, ...))
+  local n = add(e, e.link:prefix_for(name), e.link.params_from_args(e.json, e.null, ...))
   e.notify = e.notify or {}
   e.notify[n] = true
   e.notifications = e.notifications + 1
@@ -179,7 +178,7 @@ local function send_batch(link, ...) return link.conn:send_batch(...) end
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
   -- the builder's list starts as large as this link's last batch needed
-  local e = { link = link, json = link.json, null = link.null, fast = link.fast,
+  local e = { link = link, json = link.json, null = link.null, builtin_codec = link.builtin_codec,
     n = 0, notifications = 0, list = new_list(link.batch_list_size or 0), methods = {} }
   fn(setmetatable({ [STATE] = e }, builder_mt))
   if e.n == 0 then return {} end

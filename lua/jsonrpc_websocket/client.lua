@@ -8,6 +8,7 @@ local codec = require "jsonrpc_websocket.codec"
 local errors = require "jsonrpc_websocket.errors"
 local Link = require "jsonrpc_websocket.link"
 local batch = require "jsonrpc_websocket.batch"
+local stream = require "jsonrpc_websocket.stream"
 
 local TransportError = errors.TransportError
 local type, rawget, rawset, setmetatable, error, pcall =
@@ -139,6 +140,23 @@ function Server:batch(fn, opts)
   local timeout = link.timeout
   if opts ~= nil and opts.timeout ~= nil then timeout = opts.timeout end
   return batch.run(link, fn, timeout)
+end
+
+--- subscribe(method, params [, opts]): calls `method` (with params, as
+-- call does) for a subscription id, and returns the Stream of the items of
+-- the notifications that carry that id. opts: notification (default
+-- "eth_subscription"), unsubscribe (default "eth_unsubscribe"), max_queue
+-- (default 1000), overflow ("drop_oldest", the default, or "error"),
+-- timeout (for the subscribe and unsubscribe calls). Raises what the
+-- subscribe call raises. See README "Subscriptions and streams".
+function Server:subscribe(method, params, opts)
+  return stream.subscribe(link_of(self), method, params, opts)
+end
+
+--- notifications(method [, opts]): the Stream of the params of every
+-- notification of `method`. opts: max_queue, overflow (as subscribe).
+function Server:notifications(method, opts)
+  return stream.notifications(link_of(self), method, opts)
 end
 
 --- register(name, fn): handle the server's requests and notifications

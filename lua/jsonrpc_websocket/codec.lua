@@ -1,11 +1,12 @@
 --- The JSON seam and the JSON-RPC message shapes.
 -- Every encode/decode goes through a codec: any module with `encode` and
--- `decode` (default: a private `cjson.new()` instance, so the user's global
--- cjson settings are neither used nor changed). Request ids are written by
--- us, never by the codec, so they do not depend on its number handling.
+-- `decode`. The default is the built-in codec (`codec.builtin`, written in
+-- C: src/json.c), exact both ways and the same on every machine; with it
+-- the core also writes simple params and reads simple responses itself.
+-- lua-cjson (or any other) plugs in as `json = require("cjson").new()`.
+-- Request ids are written by us, never by the codec.
 -- @module jsonrpc_websocket.codec
 
-local cjson = require "cjson"
 local core = require "jsonrpc_websocket.core"
 local simple_params, simple_list, message_text =
   core.simple_params, core.simple_list, core.message_text
@@ -15,29 +16,31 @@ local math_type = math.type
 
 local M = {}
 
-M.null = cjson.null
+--- JSON null: the light userdata NULL (the same value as cjson.null).
+M.null = core.json_null
+
+--- The metatable that makes a table encode as a JSON array, also when it
+-- is empty (decoded empty arrays have it).
+M.array_mt = core.json_array_mt
+
+--- The built-in codec.
+M.builtin = {
+  encode = core.json_encode,
+  decode = core.json_decode_raising,
+  null = core.json_null,
+  array_mt = core.json_array_mt,
+}
+local builtin = M.builtin
+
+--- Whether `json` is the built-in codec (whose number and string rules
+-- the core's own writing and reading of simple messages follow).
+function M.is_builtin(json) return json == builtin end
+
+--- The codec used when the options name none: the built-in one.
+function M.default() return builtin end
 
 -- Decoders that return nil, err instead of raising, by codec.
-local safe_decoders = setmetatable({}, { __mode = "k" })
-local defaults = setmetatable({}, { __mode = "k" }) -- codecs made by default()
-
---- Whether `json` is one of our default cjson instances (whose number and
--- string handling the fast response path reproduces).
-function M.is_default(json) return defaults[json] == true end
-
---- The default codec: our own cjson instance (and a cjson.safe twin, so
--- decoding needs no pcall).
-function M.default()
-  local json = cjson.new()
-  -- NaN, Infinity, 0x10, 01 are not JSON: decoding them would let a request
-  -- id be echoed as a reply that is not JSON either (found by fuzz/).
-  json.decode_invalid_numbers(false)
-  local safe = require("cjson.safe").new()
-  safe.decode_invalid_numbers(false)
-  safe_decoders[json] = safe.decode
-  defaults[json] = true
-  return json
-end
+local safe_decoders = setmetatable({ [builtin] = core.json_decode }, { __mode = "k" })
 
 --- decode(text) -> value | nil, err for any codec.
 function M.safe_decoder(json)
@@ -82,22 +85,35 @@ local function encode_list(json, null, n, list)
   return json.encode(list)
 end
 
+-- The n arguments `...` as a positional params array.
+local function positional(json, null, n, ...)
+  if json == builtin then -- numbers, strings, ...: written in C (src/encode.c)
+    local text = simple_params(...)
+    if text then return text end
+  end
+  return encode_list(json, null, n, { ... })
+end
+
 --- Params from the arguments of a proxy call `server.foo(...)`: none → no
 -- params; one table with only string keys → named; else positional.
 -- Returns the JSON text or nil for "no params member".
 function M.params_from_args(json, null, ...)
   local n = select("#", ...)
   if n == 0 then return nil end
-  if defaults[json] then -- numbers, strings, ...: written in C (src/encode.c)
-    local text = simple_params(...)
-    if text then return text end
-  end
   local first = ...
   if n == 1 and type(first) == "table" and getmetatable(first) == nil
     and is_record(first) then
     return json.encode(first)
   end
-  return encode_list(json, null, n, { ... })
+  return positional(json, null, n, ...)
+end
+
+--- Params from the arguments of a proxy call on a connection with
+-- `named_params = false`: always positional (none → no params).
+function M.positional_params_from_args(json, null, ...)
+  local n = select("#", ...)
+  if n == 0 then return nil end
+  return positional(json, null, n, ...)
 end
 
 --- Params given explicitly to `server:call(method, params)`: nil → none; a
@@ -108,7 +124,7 @@ function M.params_from_table(json, null, params)
   if type(params) ~= "table" then
     error("params must be a table (sequence or record) or nil", 3)
   end
-  if defaults[json] then -- a list of numbers, strings, ...: written in C
+  if json == builtin then -- a list of numbers, strings, ...: written in C
     local text = simple_list(params)
     if text then return text end
   end

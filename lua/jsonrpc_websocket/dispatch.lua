@@ -4,7 +4,8 @@
 --
 -- An endpoint provides: `json`, `null`, `handlers` (name -> function),
 -- `handler_timeout` (seconds or nil), `send(ep, text)` -> ok,
--- `report(ep, err)`, and `settle(ep, response)` for answers to its calls.
+-- `report(ep, err)`, and `settle(ep, response)` for answers to its calls;
+-- optionally `streams` (stream.lua), which may take notifications first.
 -- @module jsonrpc_websocket.dispatch
 
 local core = require "jsonrpc_websocket.core"
@@ -235,6 +236,8 @@ local function request(ep, msg, text, batch)
     return reject(ep, batch, raw_id or "null", -32600, "Invalid Request",
       "received a request whose method is not a string")
   end
+  local streams = not raw_id and ep.streams -- subscriptions first (stream.lua)
+  if streams and streams:deliver(method, msg.params) then return finish(ep, batch) end
   local fn = ep.handlers[method]
   if not fn then
     if not raw_id then return finish(ep, batch) end -- unknown notification
@@ -352,7 +355,11 @@ local function batch_of(ep, text)
       :format(ep.max_batch)))
     return ep:send(INVALID_REQUEST)
   end
-  if not elements or #elements == 0 then
+  if not elements then -- not JSON: the decoder says why
+    if decode(ep, text) == nil then return ep:send(PARSE_ERROR) end
+    elements = {} -- a lenient codec read it: an invalid batch all the same
+  end
+  if #elements == 0 then
     ep:report(ProtocolError(-32600, "received an empty batch"))
     return ep:send(INVALID_REQUEST)
   end

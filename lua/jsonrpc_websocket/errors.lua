@@ -60,4 +60,10 @@ M.ProtocolError = class("ProtocolError", nil, function(code, message, data, resp
   return { code = code, message = message, data = data, response = response }
 end)
 
+--- OverflowError(message, limit): a stream or queue with overflow =
+-- "error" got more items than it may hold. Fields `message`, `limit`.
+M.OverflowError = class("OverflowError", nil, function(message, limit)
+  return { message = message, limit = limit }
+end)
+
 return M

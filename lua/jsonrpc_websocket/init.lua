@@ -13,6 +13,7 @@ local errors = require "jsonrpc_websocket.errors"
 local codec = require "jsonrpc_websocket.codec"
 local listen = require "jsonrpc_websocket.listen"
 local host = require "jsonrpc_websocket.host"
+local queue = require "jsonrpc_websocket.queue"
 
 local M = {
   _VERSION = "jsonrpc_websocket scm",
@@ -22,13 +23,18 @@ local M = {
   TransportError = errors.TransportError,
   TimeoutError = errors.TimeoutError,
   ProtocolError = errors.ProtocolError,
+  OverflowError = errors.OverflowError,
   null = codec.null,
+  json = codec.builtin,
+  array_mt = codec.array_mt,
   run = sched.run,
   spawn = sched.spawn,
   sleep = sched.sleep,
   now = sched.now,
   loop = host.loop,
   attach = host.attach,
+  queue = queue.queue,
+  event = queue.event,
 }
 
 -- on_error: errors with nobody to raise into (a bad frame, a failed

@@ -13,6 +13,7 @@ local errors = require "jsonrpc_websocket.errors"
 local url_parse = require "jsonrpc_websocket.url"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local trace = require "jsonrpc_websocket.trace"
 
 local TransportError, TimeoutError, ProtocolError =
   errors.TransportError, errors.TimeoutError, errors.ProtocolError
@@ -21,7 +22,6 @@ local math_type, tointeger = math.type, math.tointeger
 local waiter, wait, wake, timer, cancel, now =
   sched.waiter, sched.wait, sched.wake, sched.timer, sched.cancel, sched.now
 local request_message, notification_message = codec.request, codec.notification
-local params_from_args = codec.params_from_args
 local co_running, task_waiter = coroutine.running, sched.task_waiter
 local resume_now = sched.resume_now
 local co_yield, WAIT = coroutine.yield, sched.WAIT
@@ -319,10 +319,11 @@ end
 
 -- Sends the request `id` (nil: the notification) whose params are the
 -- arguments `...`, encoded by the codec (the rules of
--- codec.params_from_args): for what conn:send_call leaves, values it
--- cannot write or a codec of the user's.
+-- codec.params_from_args, or with named_params = false of
+-- codec.positional_params_from_args): for what conn:send_call leaves,
+-- values it cannot write or a codec of the user's.
 local function send_encoded(self, prefix, id, ...)
-  local params = params_from_args(self.json, self.null, ...)
+  local params = self.params_from_args(self.json, self.null, ...)
   if id then return self.conn:send(request_message(prefix, params, id), id) end
   return self.conn:send(notification_message(prefix, params))
 end
@@ -459,9 +460,10 @@ function Link:start_connect()
     return nil, TransportError(("connect to %s failed: %s"):format(self.url, cause), cause)
   end
   sched.io_started()
-  if self.fast then conn:core_json(true) end
+  if self.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
+  if self.trace then conn:trace(self.trace) end
   self.conn, self.state = conn, "connecting"
   if self.max_in_flight then self.in_flight = 0 end
   local w = waiter()
@@ -507,6 +509,7 @@ function Link:open()
   self.connect_waiter = nil
   if w then wake(w, true) end
   self:emit("connect")
+  if self.streams then self.streams:opened() end
   self:wake_turns()
 end
 
@@ -525,7 +528,7 @@ end
 
 --- The fast path; true when `text` was such a response and is settled.
 function Link:settle_fast(text)
-  if not self.fast then return false end
+  if not self.builtin_codec then return false end
   local id, value, needs_decode = json_response(text)
   if not (id and self:waits_for(id)) then return false end
   if needs_decode then
@@ -543,7 +546,7 @@ function Link:message(text)
   return incoming(self, text)
 end
 
---- Core event: a simple response the core has read (conn:core_json):
+--- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
 function Link:response(id, value, needs_decode)
   if needs_decode then
@@ -616,6 +619,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
     self:fail_pending(cause, unsent)
     self:emit("disconnect", code, reason)
     if self.reconnect and not by_user then self:start_reconnecting() end
+    if self.streams then self.streams:closed(cause) end
   end
   local waiters = self.close_waiters
   self.close_waiters = {}
@@ -659,6 +663,7 @@ function Link:reconnect_loop()
   end
   self.reconnecting = false
   self:emit("give_up", attempt)
+  if self.streams then self.streams:ended("gave up reconnecting") end
   self:wake_turns()
 end
 
@@ -669,6 +674,7 @@ function Link:start_reconnecting()
 end
 
 function Link:stop_reconnecting()
+  if self.reconnecting and self.streams then self.streams:ended("reconnecting stopped") end
   self.reconnecting = false
   self:wake_turns()
 end
@@ -760,9 +766,17 @@ local DEFAULT_CONNECT_TIMEOUT = 10
 -- A client's send queue holds 10,000 pipelined calls of a few hundred bytes.
 local DEFAULT_SEND_QUEUE = 4 * 1024 * 1024
 
+-- named_params = false: a single table argument is one positional value.
+local function named_params(value)
+  if value == nil or value == true then return codec.params_from_args end
+  if value == false then return codec.positional_params_from_args end
+  error("option 'named_params' must be a boolean", 4)
+end
+
 --- A link for `url` with the Server options.
 function Link.new(url, opts)
   local target = url_parse.parse(url)
+  url = url_parse.redact(url) -- errors and tostring never show a password
   local json = opts.json or codec.default()
   if type(json.encode) ~= "function" or type(json.decode) ~= "function" then
     error("option 'json' must have encode and decode functions", 3)
@@ -777,10 +791,12 @@ function Link.new(url, opts)
     connect_opts = url_parse.connect_options(target, opts),
     reconnect = reconnect_policy(opts.reconnect),
     max_in_flight = options.positive_integer(opts, "max_in_flight", 3),
+    params_from_args = named_params(opts.named_params),
     send_queue = options.send_queue(opts, 3, DEFAULT_SEND_QUEUE),
     max_concurrent = options.positive_integer(opts, "max_concurrent_requests", 3),
     max_batch = options.positive_integer(opts, "max_batch", 3),
     listeners = { error = opts.on_error and { opts.on_error } },
+    trace = trace.option(opts, url, 3),
   }, Link)
 end
 
@@ -797,9 +813,10 @@ function Link.init(t, class)
   t.method_names = t.method_names or {}
   t.close_waiters, t.turn_waiters, t.room_waiters = {}, {}, {}
   t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
+  t.params_from_args = t.params_from_args or codec.params_from_args
   if t.json then
     t.decode = codec.safe_decoder(t.json)
-    t.fast = codec.is_default(t.json)
+    t.builtin_codec = codec.is_builtin(t.json)
   end
   return setmetatable(t, class or Link)
 end

@@ -14,6 +14,8 @@ local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
 local workers = require "jsonrpc_websocket.workers"
 local proxies = require "jsonrpc_websocket.proxies"
+local subscription = require "jsonrpc_websocket.subscription"
+local trace = require "jsonrpc_websocket.trace"
 
 local Link = require "jsonrpc_websocket.link"
 local LINK, methods, proxy = client.LINK, client.methods, client.proxy
@@ -56,6 +58,7 @@ function PeerLink.emit() end
 
 function PeerLink:closed(code, reason, ...)
   Link.closed(self, code, reason, ...)
+  subscription.peer_gone(self)
   self.listener:gone(self, code, reason)
 end
 
@@ -64,6 +67,12 @@ local Peer = {
   notify = methods.notify,
   close = methods.close,
 }
+
+--- peer:subscription([opts]): a subscription this peer can be sent items
+-- on (subscription.lua); return its `id` from the subscribe handler.
+function Peer.subscription(self, opts)
+  return subscription.open(rawget(self, LINK), opts)
+end
 local peer_mt = { __name = "jsonrpc_websocket.Peer" }
 
 local PEER_FIELDS = {
@@ -150,12 +159,16 @@ function Listener:accept(conn, address)
     state = "open", conn = conn, skipped = 0,
   }, class), class)
   core.adopt(conn, link)
-  if link.fast then conn:core_json(true) end
+  if link.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
   local peer = setmetatable({ [LINK] = link }, peer_mt)
   link.peer = peer
+  if self.trace then
+    local fn = self.trace
+    conn:trace(function(direction, text) return fn(direction, text, peer) end)
+  end
   self.peers[link] = peer
   self.count = self.count + 1
   if self.state ~= "open" then -- closing: no new peers
@@ -433,6 +446,7 @@ end
 -- workers (N processes sharing the port: see workers.lua), reuse_port
 -- (SO_REUSEPORT: other processes may listen on the same port),
 -- trusted_proxies (peer.address from X-Forwarded-For: see proxies.lua).
+-- trace (fn(direction, text, peer): see trace.lua).
 function M.listen(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("bad argument #1 to 'listen' (table expected)", 2) end
@@ -456,6 +470,7 @@ function M.listen(opts)
     trusted = proxies.trusted(opts),
     state = "open",
   }, Listener)
+  l.trace = trace.option(opts, "listener", 2)
   l.handler_link = Link.init({ handlers = l.handlers, json = json,
     null = l.null, listeners = l.listeners })
   if opts.port and opts.port ~= 0 and port_taken(opts.port) then

@@ -33,6 +33,10 @@ M.WAIT = WAIT
 -- loop. `kick` tells it that work appeared outside its callbacks.
 local host, kick
 
+-- Tasks that yielded bare (coroutine.yield()): they run again after the
+-- next I/O poll, so a task that spins on yield never starves timers or I/O.
+local yielded, yielded_n = {}, 0
+
 -- Timers: a binary min-heap of { at, fn, a, b, index }, where `index` is
 -- the entry's place in the heap (nil once it left). Cancelling removes
 -- the entry at once, so a cancelled timer holds no memory until its
@@ -156,9 +160,11 @@ local function task_done(co, ok, err)
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
   elseif ok and err ~= WAIT and tasks[co] ~= "host" then
-    -- a bare coroutine.yield() in a task: let others run, then continue
-    -- (a host's coroutine yields to its host loop: the host resumes it)
-    M.wake(co)
+    -- a bare coroutine.yield() in a task: let others, timers and I/O run,
+    -- then continue (a host's coroutine yields to its host loop: the
+    -- host resumes it)
+    yielded_n = yielded_n + 1
+    yielded[yielded_n] = co
   end
   if not ok then
     err = debug.traceback(co, tostring(err))
@@ -270,6 +276,16 @@ local function run_due()
   return t, at
 end
 
+-- After an I/O poll, the tasks that yielded bare are ready again, in the
+-- order they yielded.
+local function requeue_yielded()
+  for i = 1, yielded_n do
+    M.wake(yielded[i])
+    yielded[i] = nil
+  end
+  yielded_n = 0
+end
+
 -- Whole milliseconds until timer t, rounded up, at least 0.
 local function ms_until(t, at)
   local ms = (t[1] - (at or now())) * 1000 // 1 + 1
@@ -284,7 +300,9 @@ local function turn(finished, arg)
   local t, at = run_due()
   if finished(arg) then return true end
   local ms = -1
-  if t then
+  if yielded_n > 0 then
+    ms = 0 -- poll: the yielded tasks are ready to go on
+  elseif t then
     ms = ms_until(t, at)
   elseif io_count == 0 then
     return false
@@ -293,6 +311,7 @@ local function turn(finished, arg)
   -- what the events woke runs in this turn, before a blocked caller
   -- looks at its box again
   if ready_head <= ready_tail then run_ready() end
+  requeue_yielded()
   return true
 end
 
@@ -415,7 +434,7 @@ function M.step(max_seconds)
   stepping = true
   local t, at = run_due()
   local ms = 0
-  if max_seconds ~= 0 and ready_head > ready_tail then
+  if max_seconds ~= 0 and ready_head > ready_tail and yielded_n == 0 then
     ms = -1
     if t then ms = ms_until(t, at) end
     if max_seconds then
@@ -426,13 +445,14 @@ function M.step(max_seconds)
   end
   if core_step(ms) then dispatch_events() end
   if ready_head <= ready_tail then run_ready() end
+  requeue_yielded()
   core.flush() -- what the step's tasks sent goes now, not a wakeup later
   stepping = false
 end
 
 --- Seconds until step() has work even without I/O (0: now), or nil.
 function M.timeout()
-  if ready_head <= ready_tail then return 0 end
+  if ready_head <= ready_tail or yielded_n > 0 then return 0 end
   local t = next_timer()
   local ms = core_timeout()
   local s = ms >= 0 and ms / 1000 or nil
@@ -447,7 +467,8 @@ end
 --- Whether anything of ours can still happen: a connection or listener,
 -- a timer, a task ready to run. A host loop lets go of us when not.
 function M.busy()
-  return io_count > 0 or ready_head <= ready_tail or next_timer() ~= nil
+  return io_count > 0 or ready_head <= ready_tail or yielded_n > 0
+    or next_timer() ~= nil
 end
 
 function M.stepping() return stepping end

@@ -5,31 +5,53 @@ local options = require "jsonrpc_websocket.options"
 
 local M = {}
 
+--- The URL as it may be shown: a password in it (ws://user:pass@host/)
+-- replaced by "***".
+function M.redact(url)
+  return (url:gsub("^(%a[%w+.-]*://)([^/?#]*)@", function(scheme, userinfo)
+    local user = userinfo:match("^[^:]*")
+    return scheme .. user .. (#user < #userinfo and ":***" or "") .. "@"
+  end, 1))
+end
+
+local function percent_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 --- Splits a websocket URL; raises on anything that is not ws:// or wss://.
+-- Credentials in it (ws://user:pass@host/, percent-encoded as needed)
+-- come back as `user` and `password`.
 function M.parse(url)
   local scheme, authority, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   scheme = scheme and scheme:lower()
   if scheme ~= "ws" and scheme ~= "wss" then
-    error(("invalid websocket URL '%s' (expected ws://host[:port]/path)"):format(url), 3)
+    error(("invalid websocket URL '%s' (expected ws://host[:port]/path)")
+      :format(M.redact(url)), 3)
   end
-  authority = authority:gsub("^.*@", "")
+  local userinfo, hostport = authority:match("^(.*)@(.*)$")
+  local user, password
+  if userinfo then
+    authority = hostport
+    user, password = userinfo:match("^([^:]*):?(.*)$")
+    user, password = percent_decode(user), percent_decode(password)
+  end
   local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
   if not host or host == "" then
-    error(("invalid websocket URL '%s' (no host)"):format(url), 3)
+    error(("invalid websocket URL '%s' (no host)"):format(M.redact(url)), 3)
   end
   local secure = scheme == "wss"
   local default_port = secure and 443 or 80
   port = tonumber(port) or default_port
   if port < 1 or port > 65535 then
-    error(("invalid websocket URL '%s' (bad port)"):format(url), 3)
+    error(("invalid websocket URL '%s' (bad port)"):format(M.redact(url)), 3)
   end
   local path = rest:gsub("#.*$", "")
   if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
   local host_header = authority:find(":%d+$") and port ~= default_port
     and authority or authority:gsub(":%d*$", "")
   return { secure = secure, address = host, port = port, path = path,
-    host = host_header }
+    host = host_header, user = user, password = password }
 end
 
 local function header_list(headers)
@@ -109,12 +131,14 @@ local function proxy_address(proxy)
 end
 
 --- The options core.connect takes, from a parsed URL and Server options.
+-- Credentials in the URL are HTTP Basic, as `auth` is (which wins).
 function M.connect_options(target, opts)
   local auth = opts.auth
   if auth ~= nil and (type(auth) ~= "table" or type(auth[1]) ~= "string"
       or type(auth[2]) ~= "string") then
     error("option 'auth' must be { user, password }", 3)
   end
+  if auth == nil and target.user then auth = { target.user, target.password } end
   local max = options.positive_integer(opts, "max_message_size", 3)
   if opts.compress ~= nil and type(opts.compress) ~= "boolean" then
     error("option 'compress' must be a boolean", 3)
