@@ -184,7 +184,8 @@ describe("trusted_proxies", function()
     end
     local forged = { ["X-Forwarded-For"] = "203.0.113.1", ["X-Real-IP"] = "203.0.113.2" }
     local function whoami(srv, headers)
-      local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port), { timeout = 10, headers = headers })
+      local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port),
+        { timeout = 10, headers = headers })
       c:ws_connect()
       local addr = c.whoami()
       c:close()
@@ -202,7 +203,9 @@ describe("trusted_proxies", function()
 
   it("takes the rightmost untrusted hop of X-Forwarded-For", function()
     local t = proxies.trusted({ trusted_proxies = { "10.0.0.1", "10.0.0.2" } })
-    local function addr(xff, xri) return proxies.client_address(t, "10.0.0.1\n" .. xff .. "\n" .. (xri or "")) end
+    local function addr(xff, xri)
+      return proxies.client_address(t, "10.0.0.1\n" .. xff .. "\n" .. (xri or ""))
+    end
     assert.equal("1.2.3.4", addr("9.9.9.9, 1.2.3.4, 10.0.0.2"))
     assert.equal("1.2.3.4", addr(" 1.2.3.4 ,10.0.0.2 "))
     assert.equal("10.0.0.2", addr("10.0.0.2, 10.0.0.1"))

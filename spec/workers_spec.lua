@@ -111,7 +111,8 @@ describe("listen{ workers = N }", function()
     for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
     assert.matches("option 'workers' must be an integer 1..1024", lines[1], 1, true)
     assert.matches("option 'workers' must be an integer 1..1024", lines[2], 1, true)
-    assert.matches("workers must be started before this process opens any connection", lines[3], 1, true)
+    assert.matches("workers must be started before this process opens any connection",
+      lines[3], 1, true)
   end)
 end)
 
