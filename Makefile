@@ -18,15 +18,18 @@ LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c
+SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
 HDR       = src/jrws.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
-            openssl clang libclang-rt-14-dev lua-check aria2 lua-ldoc
+            openssl clang libclang-rt-14-dev lua-check aria2 lua-ldoc nginx
 
 DEMO_PKGS = lua5.4 liblua5.4-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
             libssl-dev libcap-dev pkg-config gcc make
+
+# make bench also plots (bench/run.lua, bench/scale.sh)
+BENCH_PKGS = gnuplot-nox
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm
@@ -115,6 +118,7 @@ demo: demo-deps build/$(MODULE)
 	sh examples/demo.sh
 
 bench: build/$(MODULE)
+	$(call apt_missing,$(BENCH_PKGS))
 	$(MAKE) -C bench
 
 # Every document of a JSONTestSuite checkout (github.com/nst/JSONTestSuite,

@@ -41,6 +41,7 @@ struct jr_out {
 struct jr_conn {
 	jr_loop *loop;               /* NULL once the loop is gone */
 	jr_conn *next, **pprev;      /* in loop->conns */
+	jr_conn *flush_next, **flush_pprev; /* in loop->to_flush while flush */
 	struct lws *wsi;             /* NULL once lws destroyed it */
 	void *listener;              /* server side: its jr_server, else NULL */
 	int self_ref;
@@ -125,6 +126,36 @@ static void jr_free_out(jr_conn *c)
 	c->out_bytes = c->out_count = 0;
 }
 
+/*
+ * The connections with output to flush at the next step are a list of
+ * their own: a step costs what was written, not a walk over every
+ * connection (15,000 idle ones made that walk 90% of a busy server's
+ * time: issue 16).
+ */
+static void jr_mark_flush(jr_conn *c)
+{
+	c->flush = 1;
+	if (c->flush_pprev || !c->loop)
+		return;
+	c->flush_next = c->loop->to_flush;
+	if (c->flush_next)
+		c->flush_next->flush_pprev = &c->flush_next;
+	c->flush_pprev = &c->loop->to_flush;
+	c->loop->to_flush = c;
+}
+
+static void jr_unmark_flush(jr_conn *c)
+{
+	c->flush = 0;
+	if (!c->flush_pprev)
+		return;
+	*c->flush_pprev = c->flush_next;
+	if (c->flush_next)
+		c->flush_next->flush_pprev = c->flush_pprev;
+	c->flush_pprev = NULL;
+	c->flush_next = NULL;
+}
+
 static void jr_conn_free(jr_conn *c)
 {
 	int i;
@@ -135,6 +166,7 @@ static void jr_conn_free(jr_conn *c)
 		if (c->next)
 			c->next->pprev = c->pprev;
 	}
+	jr_unmark_flush(c);
 	jr_free_out(c);
 	for (i = 0; i < 2 * c->nheaders; i++)
 		free(c->headers[i]);
@@ -152,8 +184,10 @@ void jr_conn_detach_all(jr_loop *loop)
 	for (c = loop->conns; c; c = c->next) {
 		c->loop = NULL;
 		c->pprev = NULL;
+		c->flush_pprev = NULL;
 	}
 	loop->conns = NULL;
+	loop->to_flush = NULL;
 }
 
 /* ---- callback helpers: record state, never call Lua ------------------- */
@@ -361,7 +395,7 @@ static int jr_write_gathered(struct lws *wsi, jr_conn *c)
 static void jr_want_write(jr_conn *c)
 {
 	if (c->raw_frames && c->loop) {
-		c->flush = 1;
+		jr_mark_flush(c);
 		if (!c->loop->flush_pending) {
 			c->loop->flush_pending = 1;
 			jr_loop_poke(c->loop);
@@ -377,7 +411,7 @@ static void jr_conn_flush(jr_conn *c)
 {
 	int n;
 
-	c->flush = 0;
+	jr_unmark_flush(c);
 	/* after the peer's close frame nothing more may follow ours: what is
 	 * queued then never leaves (and is counted as unsent) */
 	if (!c->wsi || !c->established || c->peer_closed || c->aborted)
@@ -392,12 +426,9 @@ static void jr_conn_flush(jr_conn *c)
 /* Called by step() before it services: see jr_want_write. */
 void jr_conn_flush_all(jr_loop *loop)
 {
-	jr_conn *c;
-
 	loop->flush_pending = 0;
-	for (c = loop->conns; c; c = c->next)
-		if (c->flush)
-			jr_conn_flush(c);
+	while (loop->to_flush)
+		jr_conn_flush(loop->to_flush);
 }
 
 static int jr_write_next(struct lws *wsi, jr_conn *c)

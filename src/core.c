@@ -28,6 +28,7 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 	luaL_setfuncs(L, jr_scan_functions, 0);
 	luaL_setfuncs(L, jr_encode_functions, 0);
 	luaL_setfuncs(L, jr_server_functions, 0);
+	luaL_setfuncs(L, jr_workers_functions, 0);
 	jr_json_open(L);
 	lua_pushcfunction(L, l_new_list);
 	lua_setfield(L, -2, "new_list");

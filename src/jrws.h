@@ -90,6 +90,7 @@ struct jr_loop {
 	int in_hook;                 /* an authorize hook runs: no service */
 	jr_frames *frames;           /* gathered writes (frame.c), on demand */
 	int flush_pending;           /* a conn has output to flush (conn.c) */
+	jr_conn *to_flush;           /* the conns that have (conn.c) */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -150,6 +151,14 @@ int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 int jr_server_push_accept(lua_State *L, jr_event *e);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
+
+/* workers.c */
+typedef struct jr_shared jr_shared;
+int jr_bind_shared(lua_State *L, const char *host, lua_Integer port,
+		   int listening);
+jr_shared *jr_shared_listen(jr_loop *loop, struct lws_vhost *vh, int fd);
+void jr_shared_close(jr_shared *sh);
+extern const luaL_Reg jr_workers_functions[];
 
 /* frame.c */
 #define JR_GATHER (64 * 1024)    /* bytes of frames per gathered write */

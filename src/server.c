@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include "jrws.h"
@@ -46,6 +47,15 @@
 #define JR_SERVER_MT "jsonrpc_websocket.listener"
 #define JR_MAX_PROTOCOLS 8
 #define JR_FRAG (64 * 1024)
+/*
+ * lws gives every session an rx buffer of the protocol's rx_buffer_size,
+ * malloc'ed at the upgrade and kept for the session's life; one page of
+ * it is resident even when idle. A small one costs an idle session ~1 KB
+ * instead of ~4 KB (issue 16); larger messages arrive in more pieces,
+ * which conn.c reassembles anyway. (lws 4.1.6 leaves the session's
+ * SO_SNDBUF alone: the kernel still sizes it.)
+ */
+#define JR_SESSION_RX 1024
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
 
 typedef struct jr_server {
@@ -57,7 +67,9 @@ typedef struct jr_server {
 	int vhost_gone;     /* lws has freed the vhost (finalize ran) */
 	int port;
 	int listen_fd;      /* the vhost's listening socket, or -1 */
+	jr_shared *shared;  /* reuse_port: our listening socket (workers.c) */
 	int has_hook;       /* uservalue 2 holds the authorize function */
+	int proxy_headers;  /* trusted_proxies: accept events carry them */
 	size_t max_message;
 	lua_Integer max_sessions; /* max_connections: more get 503; 0: any */
 	lua_Integer sessions;     /* accepted and not yet destroyed */
@@ -242,10 +254,52 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* The value of request header `name` (lower case, with the colon), known
+ * to lws as a token or not; "" when absent. */
+static void jr_header_value(struct lws *wsi, const char *name, char *buf,
+			    int size)
+{
+	int t, n = -1;
+
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *tn = (const char *)lws_token_to_string(
+				(enum lws_token_indexes)t);
+		if (tn && !strcmp(tn, name)) {
+			n = lws_hdr_copy(wsi, buf, size, (enum lws_token_indexes)t);
+			break;
+		}
+	}
+	if (t == WSI_TOKEN_COUNT)
+		n = lws_hdr_custom_copy(wsi, buf, size, name, (int)strlen(name));
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+}
+
+/*
+ * The accept event's address: the socket's peer, and with trusted_proxies
+ * the headers a proxy adds after it, "addr\nx-forwarded-for\nx-real-ip"
+ * (HTTP header values hold no newline); proxies.lua decides which counts.
+ */
+static int jr_accept_address(struct lws *wsi, jr_server *s, char *addr,
+			     size_t size)
+{
+	char xff[1024], xri[128];
+
+	if (!lws_get_peer_simple(wsi, addr, size))
+		strcpy(addr, "?");
+	if (!s->proxy_headers)
+		return 0;
+	jr_header_value(wsi, "x-forwarded-for:", xff, (int)sizeof xff);
+	jr_header_value(wsi, "x-real-ip:", xri, (int)sizeof xri);
+	return snprintf(addr + strlen(addr), size - strlen(addr), "\n%s\n%s",
+			xff, xri) < 0;
+}
+
 static int jr_accept(struct lws *wsi, jr_server *s)
 {
 	const struct lws_protocols *p = lws_get_protocol(wsi);
-	char addr[64], *data;
+	char addr[1280], *data;
 	size_t len;
 	jr_conn *c;
 
@@ -257,8 +311,7 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 	if (!c)
 		return -1;
 	s->sessions++; /* until jr_session_ended */
-	if (!lws_get_peer_simple(wsi, addr, sizeof addr))
-		strcpy(addr, "?");
+	jr_accept_address(wsi, s, addr, sizeof addr);
 	len = strlen(addr);
 	if (!(data = malloc(len + 1)))
 		return -1; /* WSI_DESTROY frees c */
@@ -411,7 +464,8 @@ static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
 {
 	static const char default_name[] = "jsonrpc-websocket-server";
 	struct lws_protocols proto = {
-		default_name, jr_server_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+		default_name, jr_server_callback, 0, JR_SESSION_RX, 0, NULL,
+		JR_FRAG
 	};
 	int i, n = 0;
 
@@ -522,6 +576,8 @@ static void jr_server_stop(jr_server *s)
 	int pass;
 
 	s->closed = 1;
+	jr_shared_close(s->shared);
+	s->shared = NULL;
 	/* still our listening socket (not a number reused since) */
 	if (s->listen_fd >= 0 && jr_is_listener_on(s->listen_fd, s->port))
 		lw = wsi_from_fd(s->loop->cx, s->listen_fd);
@@ -552,6 +608,44 @@ static int jr_listen_failed(lua_State *L, int err)
 }
 
 /*
+ * reuse_port: the listening socket is ours, with SO_REUSEPORT (lws 4.1.6
+ * sets it on none of its own), so that several processes may listen on
+ * one port; the vhost only serves what we accept (workers.c).
+ */
+static int jr_listen_shared(lua_State *L, jr_server *s,
+			    struct lws_context_creation_info *vi)
+{
+	const char *host = jr_field_string(L, 2, "host");
+	int fd;
+
+	if (!jr_bind_shared(L, host ? host : "*", vi->port, 1) ||
+	    lua_isnil(L, -2))
+		return 2; /* nil, why */
+	fd = (int)lua_tointeger(L, -2);
+	vi->port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	vi->finalize = jr_vhost_finalized;
+	vi->finalize_arg = s;
+	s->vhost_gone = 0;
+	s->vh = lws_create_vhost(jr_loop_context(L, s->loop), vi);
+	if (!s->vh) {
+		close(fd);
+		s->closed = 1;
+		return jr_listen_failed(L, errno);
+	}
+	s->port = (int)lua_tointeger(L, -1);
+	if (!(s->shared = jr_shared_listen(s->loop, s->vh, fd))) {
+		close(fd);
+		jr_server_stop(s);
+		return jr_listen_failed(L, ENOMEM);
+	}
+	lua_settop(L, 3);
+	lua_pushvalue(L, 3);
+	s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	jr_loop_changed(s->loop);
+	return 1;
+}
+
+/*
  * listen(owner, opts) -> listener | nil, why
  * opts: host, port (0: any free), path, protocols {names}, max_message_size,
  * max_connections (sessions at once; more are refused with 503),
@@ -575,6 +669,9 @@ static int l_listen(lua_State *L)
 	s = jr_new_server(L, loop);                 /* 3 */
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, 3, 1);
+	lua_getfield(L, 2, "proxy_headers");
+	s->proxy_headers = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	s->has_hook = lua_getfield(L, 2, "authorize") != LUA_TNIL;
 	lua_setiuservalue(L, 3, 2);
 	lua_getfield(L, 2, "max_message_size");
@@ -589,6 +686,9 @@ static int l_listen(lua_State *L)
 		s->path = jr_dup(L, path);
 	jr_fill_protocols(L, s, 2);
 	jr_fill_vhost(L, s, &vi, 2);
+	if (lua_getfield(L, 2, "reuse_port"), lua_toboolean(L, -1))
+		return jr_listen_shared(L, s, &vi);
+	lua_pop(L, 1);
 	vi.finalize = jr_vhost_finalized;
 	vi.finalize_arg = s;
 	s->vhost_gone = 0;

@@ -12,6 +12,8 @@ local codec = require "jsonrpc_websocket.codec"
 local client = require "jsonrpc_websocket.client"
 local dispatch = require "jsonrpc_websocket.dispatch"
 local options = require "jsonrpc_websocket.options"
+local workers = require "jsonrpc_websocket.workers"
+local proxies = require "jsonrpc_websocket.proxies"
 local subscription = require "jsonrpc_websocket.subscription"
 local trace = require "jsonrpc_websocket.trace"
 
@@ -128,18 +130,34 @@ function Listener:report(err)
   Link.report(self, err)
 end
 
+-- What every peer of a listener shares lives once, in the table behind
+-- its peers' links (their metatable), not in each link: an idle peer's
+-- Link then keeps a hash part of 32 slots instead of 64 (issue 16: about
+-- 0.8 KB less per idle connection).
+local function peer_class(l)
+  if not l.peer_class then
+    local class = setmetatable({
+      json = l.json, null = l.null, timeout = l.timeout,
+      connect_opts = l.connect_opts, handlers = l.handlers,
+      listeners = l.listeners, handler_timeout = l.handler_timeout,
+      listener = l, max_concurrent = l.max_concurrent, max_batch = l.max_batch,
+    }, { __index = PeerLink })
+    class.__index = class
+    l.peer_class = class
+  end
+  return l.peer_class
+end
+
 --- Core event: a session passed the handshake.
 function Listener:accept(conn, address)
+  if self.trusted then address = proxies.client_address(self.trusted, address) end
   self.next_peer = self.next_peer + 1
-  local link = Link.init({
+  local class = peer_class(self)
+  local link = Link.init(setmetatable({
     url = "peer " .. address, address = address, id = self.next_peer,
     subprotocol = conn:subprotocol(), data = {},
-    json = self.json, null = self.null, timeout = self.timeout,
-    connect_opts = self.connect_opts, state = "open", conn = conn,
-    handlers = self.handlers, listeners = self.listeners,
-    handler_timeout = self.handler_timeout, listener = self, skipped = 0,
-    max_concurrent = self.max_concurrent, max_batch = self.max_batch,
-  }, PeerLink)
+    state = "open", conn = conn, skipped = 0,
+  }, class), class)
   core.adopt(conn, link)
   if link.builtin_codec then conn:builtin_codec(true) end
   local q = self.send_queue
@@ -211,6 +229,7 @@ function Srv:close()
   end
   l.ud:close()
   if l.ud:gone() then ports_in_use[l.port] = nil end
+  workers.stop(l.workers)
   l.state = "closed"
   sched.io_ended()
   local waiters = l.run_waiters
@@ -227,10 +246,12 @@ function Srv:run()
   wait(w)
 end
 
---- notify_all(method, ...): a notification to every connected peer;
--- returns how many it went to, and how many peers were skipped because
--- their send queue was full (each counted in peer.skipped; the first skip
--- since the queue last had room emits "queue_full" with the peer).
+--- notify_all(method, ...): a notification to every connected peer of
+-- this process (with `workers`, each worker has its own peers: this
+-- reaches this worker's only); returns how many it went to, and how many
+-- peers were skipped because their send queue was full (each counted in
+-- peer.skipped; the first skip since the queue last had room emits
+-- "queue_full" with the peer).
 function Srv:notify_all(method, ...)
   local l = listener_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
@@ -314,13 +335,16 @@ srv_mt.__index = function(self, key)
   if key == "host" then return l.host end
   if key == "path" then return l.path end
   if key == "count" then return l.count end
+  if key == "worker" then return l.workers and l.workers.index or 1 end
+  if key == "workers" then return l.workers and l.workers.count or 1 end
   if type(key) ~= "string" then return nil end
   return proxy(l.handler_link, key) -- srv.app.users.getUsers = fn
 end
 
 srv_mt.__newindex = function(self, key, fn)
   if type(key) ~= "string" then error("handler names must be strings", 2) end
-  if Srv[key] or key == "port" or key == "host" or key == "path" or key == "count" then
+  if Srv[key] or key == "port" or key == "host" or key == "path" or key == "count"
+      or key == "worker" or key == "workers" then
     error(("srv.%s is taken; use srv:register(%q, fn)"):format(key, key), 2)
   end
   rawget(self, LISTENER).handler_link:register(key, fn)
@@ -374,6 +398,8 @@ local function check_options(opts)
   options.positive_integer(opts, "max_concurrent_requests", 3)
   options.positive_integer(opts, "max_batch", 3)
   options.positive_integer(opts, "max_connections", 3)
+  workers.check(opts, 3)
+  proxies.check(opts, 3)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
@@ -412,6 +438,7 @@ local function bind(l, host, protocols, opts)
       protocols = protocols, max_message_size = opts.max_message_size,
       max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
       keepalive = keepalive_seconds(opts.keepalive), tls = opts.tls,
+      reuse_port = opts.reuse_port, proxy_headers = l.trusted ~= nil,
       authorize = opts.authorize and wrap_authorize(l, opts.authorize),
     })
     if not ud or not port_taken(ud:port()) then return ud, why end
@@ -424,6 +451,9 @@ end
 -- opts: host (default "127.0.0.1"), port (0 = any free), path (nil: any),
 -- protocols, max_message_size, keepalive, tls, authorize, timeout (for
 -- calls to peers), handler_timeout, json, on_error, handlers (for expose),
+-- workers (N processes sharing the port: see workers.lua), reuse_port
+-- (SO_REUSEPORT: other processes may listen on the same port),
+-- trusted_proxies (peer.address from X-Forwarded-For: see proxies.lua).
 -- trace (fn(direction, text, peer): see trace.lua).
 function M.listen(opts)
   if opts == nil then opts = {} end
@@ -445,6 +475,7 @@ function M.listen(opts)
     connect_opts = { max_message_size = opts.max_message_size },
     handlers = {}, listeners = { error = opts.on_error and { opts.on_error } },
     peers = {}, count = 0, next_peer = 0, run_waiters = {},
+    trusted = proxies.trusted(opts),
     state = "open",
   }, Listener)
   l.trace = trace.option(opts, "listener", 2)
@@ -454,8 +485,13 @@ function M.listen(opts)
     error(("listen on %s:%d failed: address in use (by another listener)")
       :format(host, opts.port), 2)
   end
+  local w
+  opts, w = workers.start(opts, host, 2)
+  l.workers = w
   local ud, why = bind(l, host, protocols, opts)
+  workers.release(w)
   if not ud then
+    workers.stop(w)
     error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
   end
   l.ud, l.port = ud, ud:port()
