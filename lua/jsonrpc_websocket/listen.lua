@@ -381,7 +381,7 @@ local LISTEN_OPTIONS = options.set{
   "host", "port", "path", "protocols", "max_message_size", "max_concurrent_requests",
   "max_batch", "max_connections", "authorize", "keepalive", "tls", "json", "timeout",
   "handler_timeout", "max_send_queue", "max_send_messages", "send_queue_timeout",
-  "on_error", "handlers", "trace",
+  "on_error", "handlers", "trace", "workers", "reuse_port", "trusted_proxies",
 }
 
 local function check_options(opts)
