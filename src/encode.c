@@ -192,16 +192,16 @@ static int jr_batch_is_request(lua_State *L, int notify, lua_Integer i)
 }
 
 /* Writes the batch sized by jr_batch_size at p, its requests numbered
- * from first_id; *ids: how many requests. Returns the end. */
+ * from first_id; *nids: how many requests. Returns the end. */
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
-		     lua_Integer first_id, char *p, lua_Integer *ids)
+		     lua_Integer first_id, char *p, lua_Integer *nids)
 {
 	size_t plen, jlen = 0;
 	const char *prefix, *params;
 	int is_request;
 	lua_Integer i;
 
-	*ids = 0;
+	*nids = 0;
 	*p++ = '[';
 	for (i = 1; i <= n; i++) {
 		prefix = jr_batch_entry(L, list, i, &plen, &params, &jlen);
@@ -209,8 +209,8 @@ char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 		if (i > 1)
 			*p++ = ',';
 		p = jr_write_message(p, prefix, plen, params, jlen,
-				     is_request, first_id + *ids);
-		*ids += is_request;
+				     is_request, first_id + *nids);
+		*nids += is_request;
 	}
 	*p++ = ']';
 	return p;

@@ -1,30 +1,29 @@
 /*
  * jsonrpc_websocket.core: the C transport under the Lua face.
  *
- * Layers, bottom-up (leaves aside, a file calls only files listed before it):
+ * Layers, bottom-up (a file calls only files listed before it):
+ *   json.c, scan.c, frame.c, encode.c, opts.c  the leaves, calling none
+ *            of the layers: the built-in JSON codec (decodes straight
+ *            into Lua values, encodes any of them, exact both ways); raw
+ *            JSON scanning (exact ids, batch elements, the responses pop()
+ *            hands over already read); gathered writes (many small
+ *            messages framed into one send()); JSON writing of simple
+ *            params straight into the send buffer; reading option tables.
+ *            scan.c and encode.c use json.c's grammar and writers.
  *   loop.c   the engine: one libuv loop and one libwebsockets context on
  *            it per Lua state, the service step, the queue of events
  *            that callbacks leave for Lua, the clock.
  *   vhost.c  client vhosts, one per transport configuration (TLS files,
  *            compression, proxy), created on first use and cached.
- *   conn.c   a websocket, client or server side: handshake options, TLS
- *            verification, keepalive, send queue, message reassembly,
- *            close; the lws callback for them.
+ *   conn.c, connect.c, send.c, receive.c (private header conn.h)
+ *            a websocket, client or server side: the object and its
+ *            lifetime; connect and its options; the send queue and its
+ *            writes; the lws callback and the receive path.
  *   server.c listening vhosts, accepted sessions (they are jr_conns too),
  *            the authorize hook.
- *   scan.c   raw JSON scanning: exact ids, batch elements, the responses
- *            pop() hands over already read.
- *   frame.c  gathered writes: many small messages framed into one send().
- *   encode.c JSON writing of simple params (numbers, strings, ...) for
- *            the common call, straight into the send buffer.
- *   json.c   the built-in JSON codec (the default): decodes straight into
- *            Lua values and encodes any of them, exact both ways; its
- *            string and number writers are encode.c's too.
  *   drive.c  the engine's Lua face: step, pop (which knows every event
  *            kind and owner), the pollable (pollfd, timeout), teardown.
  *   core.c   luaopen_jsonrpc_websocket_core.
- * The leaves, json.c, scan.c, frame.c and encode.c, call none of the
- * layers (scan.c and encode.c use json.c's grammar and writers).
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
  * They record what happened as a jr_event; Lua pops events after
@@ -44,6 +43,8 @@
 #include <lauxlib.h>
 
 #define JR_LOOP_KEY "jsonrpc_websocket.loop"
+#define JR_FRAG (64 * 1024) /* an outbound fragment, and lws's rx buffer */
+#define JR_HANDSHAKE_TIMEOUT 30 /* seconds, lws's per handshake step */
 #define JR_CONN_MT "jsonrpc_websocket.conn"
 
 typedef struct jr_loop jr_loop;
@@ -122,7 +123,11 @@ struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts,
 			      const struct lws_protocols *protocols);
 void jr_vhost_forget_all(jr_loop *loop);
 
-/* conn.c */
+/* opts.c */
+const char *jr_opt_string(lua_State *L, int opts, const char *key);
+char *jr_dup(lua_State *L, const char *s);
+
+/* conn.c, connect.c, send.c, receive.c (conn.h) */
 int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		void *user, void *in, size_t len);
 void jr_conn_open(lua_State *L);
@@ -145,8 +150,6 @@ void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
-int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		       void *user, void *in, size_t len);
 int jr_server_push_accept(lua_State *L, jr_event *e);
 void jr_server_open(lua_State *L);
 extern const luaL_Reg jr_server_functions[];
@@ -170,7 +173,7 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 #define JR_MESSAGE_TAIL 40
 size_t jr_batch_size(lua_State *L, int list, lua_Integer n);
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
-		     lua_Integer first_id, char *p, lua_Integer *ids);
+		     lua_Integer first_id, char *p, lua_Integer *nids);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];
@@ -181,7 +184,6 @@ extern const luaL_Reg jr_encode_functions[];
 #define JR_JSON_MAX_DEPTH 1000 /* nesting of arrays and objects, both ways */
 #define JR_NUMBER_MAX 32 /* bytes of a written number, at most */
 typedef struct jr_scratch jr_scratch;
-extern const char jr_json_array_key; /* registry key of array_mt */
 void jr_json_open(lua_State *L);
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
 const char *jr_json_skip(const char *p, const char *end);

@@ -38,6 +38,9 @@
 #define JR_SPARSE_SAFE 10   /* arrays up to this length may be any sparse */
 #define JR_SCRATCH_KEEP (1024 * 1024) /* a scratch larger is freed after use */
 
+/* its address is the registry key of array_mt */
+static const char jr_json_array_key = 0;
+
 /* ---- scratch buffer (upvalue 1 of json_encode and json_decode) ------ */
 
 struct jr_scratch {
@@ -1048,8 +1051,6 @@ static int l_json_encode(lua_State *L)
 }
 
 /* ---- the Lua face ----------------------------------------------------- */
-
-const char jr_json_array_key = 0;
 
 /* Adds json_encode, json_decode, json_decode_raising, json_null and
  * json_array_mt to the table on top. */

@@ -45,7 +45,6 @@
 
 #define JR_SERVER_MT "jsonrpc_websocket.listener"
 #define JR_MAX_PROTOCOLS 8
-#define JR_FRAG (64 * 1024)
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
 
 typedef struct jr_server {
@@ -296,7 +295,7 @@ static void jr_vhost_finalized(struct lws_vhost *vh, void *arg)
 
 /* Every server-side wsi comes here; what is common with client
  * connections (receive, write, close, destroy) is conn.c's. */
-int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+static int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
 	switch (reason) {
@@ -387,24 +386,6 @@ static jr_server *jr_check_server(lua_State *L, int idx)
 	return *ps;
 }
 
-static char *jr_dup(lua_State *L, const char *str)
-{
-	size_t n = strlen(str) + 1;
-	char *d = malloc(n);
-	if (!d)
-		luaL_error(L, "jsonrpc_websocket: out of memory");
-	return memcpy(d, str, n);
-}
-
-static const char *jr_field_string(lua_State *L, int t, const char *key)
-{
-	const char *v;
-	lua_getfield(L, t, key);
-	v = lua_tostring(L, -1);
-	lua_pop(L, 1); /* stays alive in the options table */
-	return v;
-}
-
 /* protocols[0] takes sessions that offer no subprotocol (and plain HTTP,
  * answered 404); the listed subprotocols follow. */
 static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
@@ -440,9 +421,9 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 {
 	if (lua_getfield(L, opts, "tls") == LUA_TTABLE) {
 		int t = lua_gettop(L);
-		vi->ssl_cert_filepath = jr_field_string(L, t, "cert_file");
-		vi->ssl_private_key_filepath = jr_field_string(L, t, "key_file");
-		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
+		vi->ssl_cert_filepath = jr_opt_string(L, t, "cert_file");
+		vi->ssl_private_key_filepath = jr_opt_string(L, t, "key_file");
+		vi->ssl_ca_filepath = jr_opt_string(L, t, "ca_file");
 		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
 			luaL_error(L, "listen: tls needs cert_file and key_file");
 		/* verify_client: a client without a certificate that ca_file
@@ -465,7 +446,7 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 static void jr_fill_vhost(lua_State *L, jr_server *s,
 			  struct lws_context_creation_info *vi, int opts)
 {
-	const char *host = jr_field_string(L, opts, "host");
+	const char *host = jr_opt_string(L, opts, "host");
 	lua_Integer keepalive;
 
 	memset(vi, 0, sizeof *vi);
@@ -582,7 +563,7 @@ static int l_listen(lua_State *L)
 	lua_getfield(L, 2, "max_connections");
 	s->max_sessions = luaL_optinteger(L, -1, 0);
 	lua_pop(L, 2);
-	path = jr_field_string(L, 2, "path");
+	path = jr_opt_string(L, 2, "path");
 	if (path && path[0] != '/')
 		return luaL_error(L, "listen: path must start with '/'");
 	if (path)
