@@ -175,7 +175,7 @@ jr_conn *jr_new_conn(lua_State *L, jr_loop *loop)
 	if (!*pc)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
 	luaL_setmetatable(L, JR_CONN_MT);
-	(*pc)->ud_alive = 1;
+	(*pc)->owners.lua = 1;
 	return *pc;
 }
 
@@ -294,13 +294,10 @@ static int l_gc(lua_State *L)
 	if (!c)
 		return 0;
 	*pc = NULL;
-	c->ud_alive = 0;
-	if (c->wsi) {
-		if (c->loop)
-			jr_loop_forget_conn(c->loop, c);
-		return 0;
-	}
-	jr_conn_free(c);
+	if (jr_let_go(&c->owners, &c->owners.lua))
+		jr_conn_free(c);
+	else if (c->loop)
+		jr_loop_forget_conn(c->loop, c);
 	return 0;
 }
 
@@ -331,7 +328,7 @@ void jr_conn_open(lua_State *L)
 /*
  * A listener accepted `wsi` (called in LWS_CALLBACK_ESTABLISHED). The
  * connection has no Lua userdata yet: jr_conn_push_new makes it when Lua
- * pops the accept event. Until then ud_alive is 0, so a session that dies
+ * pops the accept event. Until then owners.lua is 0, so a session that dies
  * first is simply freed, its queued events with it.
  */
 jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
@@ -341,6 +338,7 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 	if (!c)
 		return NULL;
 	c->wsi = wsi;
+	c->owners.lws = 1;
 	c->listener = listener;
 	c->established = 1;
 	c->raw_frames = 1; /* listeners offer no extensions */
@@ -364,7 +362,7 @@ void jr_conn_push_new(lua_State *L, jr_conn *c)
 	jr_conn **pc = lua_newuserdatauv(L, sizeof *pc, 2);
 	*pc = c;
 	luaL_setmetatable(L, JR_CONN_MT);
-	c->ud_alive = 1;
+	c->owners.lua = 1;
 	lua_pushvalue(L, -1);
 	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }

@@ -11,7 +11,8 @@
  *   receive.c  the lws callback, message reassembly, keepalive, the end
  * Lifetime: struct jr_conn is malloc'ed; the Lua userdata holds a pointer.
  * Two things can still reach the struct: the userdata (until __gc) and the
- * wsi (until LWS_CALLBACK_WSI_DESTROY). It is freed when both are gone.
+ * wsi (until LWS_CALLBACK_WSI_DESTROY). It is freed when both are gone
+ * (owners, jr_let_go in jrws.h: the listener lives the same way).
  * From connect() until Lua has popped the "closed" event, a registry ref
  * (self_ref) anchors the userdata so events always find their owner.
  */
@@ -40,7 +41,7 @@ struct jr_conn {
 	struct lws *wsi;             /* NULL once lws destroyed it */
 	void *listener;              /* server side: its jr_server, else NULL */
 	int self_ref;
-	int ud_alive;
+	jr_owners owners;            /* the userdata and the wsi: conn.c */
 	int established;
 	int builtin_codec;   /* the codec is the built-in one: see l_builtin_codec */
 	int raw_frames;      /* no extension: writes may be gathered (frame.c) */

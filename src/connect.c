@@ -287,6 +287,7 @@ static int l_connect(lua_State *L)
 	ic.pwsi = &c->wsi;
 	lua_pushvalue(L, 3);
 	c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	c->owners.lws = 1; /* lws sets c->wsi in the call (pwsi) */
 	errno = 0;
 	if (!lws_client_connect_via_info(&ic)) {
 		/* lws reports a failed socket() as a failed lookup */
@@ -301,6 +302,7 @@ static int l_connect(lua_State *L)
 		luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
 		c->self_ref = LUA_NOREF;
 		c->wsi = NULL;
+		c->owners.lws = 0;
 		lua_pushnil(L);
 		lua_pushstring(L, c->failure[0] ? c->failure : "connect failed");
 		return 2;

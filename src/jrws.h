@@ -53,6 +53,25 @@ typedef struct jr_event jr_event;
 typedef struct jr_vhost jr_vhost;
 typedef struct jr_frames jr_frames;
 
+/*
+ * The two-owner lifetime of a connection (conn.c) and a listener
+ * (server.c): the struct is reached from its Lua userdata (until __gc) and
+ * from an lws object, a wsi or a vhost (until lws destroys it), and is
+ * freed by whichever of the two lets go last.
+ */
+typedef struct jr_owners {
+	int lua; /* the userdata still points to the struct */
+	int lws; /* the wsi or vhost still does */
+} jr_owners;
+
+/* One owner (side: &o->lua or &o->lws) lets go. Returns 1 when the other
+ * has let go too: the caller frees the struct now. */
+static inline int jr_let_go(jr_owners *o, int *side)
+{
+	*side = 0;
+	return !o->lua && !o->lws;
+}
+
 enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
 	JR_EV_MESSAGE, /* one whole inbound message */

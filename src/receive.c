@@ -119,7 +119,8 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 	lws_sul_cancel(&c->stall);
 	jr_note_unsent(c);
 	jr_free_out(c);
-	if (!c->ud_alive) { /* the Lua state is closing */
+	/* no userdata: the Lua state is closing, or Lua never saw the session */
+	if (jr_let_go(&c->owners, &c->owners.lws)) {
 		jr_conn_free(c);
 		return;
 	}

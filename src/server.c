@@ -51,9 +51,8 @@ typedef struct jr_server {
 	jr_loop *loop;
 	struct lws_vhost *vh;
 	int self_ref;       /* anchors the userdata while open */
-	int ud_alive;
+	jr_owners owners;   /* the userdata and the vhost (jrws.h) */
 	int closed;         /* close() ran: no new sessions, accepts dropped */
-	int vhost_gone;     /* lws has freed the vhost (finalize ran) */
 	int port;
 	int listen_fd;      /* the vhost's listening socket, or -1 */
 	int has_hook;       /* uservalue 2 holds the authorize function */
@@ -287,9 +286,8 @@ static void jr_vhost_finalized(struct lws_vhost *vh, void *arg)
 	jr_server *s = arg;
 
 	(void)vh;
-	s->vhost_gone = 1;
 	s->vh = NULL;
-	if (!s->ud_alive)
+	if (jr_let_go(&s->owners, &s->owners.lws))
 		jr_server_free(s);
 }
 
@@ -488,10 +486,9 @@ static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
 	luaL_setmetatable(L, JR_SERVER_MT);
 	(*ps)->loop = loop;
-	(*ps)->ud_alive = 1;
+	(*ps)->owners.lua = 1; /* owners.lws: 0 until a vhost exists */
 	(*ps)->self_ref = LUA_NOREF;
 	(*ps)->listen_fd = -1;
-	(*ps)->vhost_gone = 1; /* until a vhost exists */
 	return *ps;
 }
 
@@ -572,7 +569,7 @@ static int l_listen(lua_State *L)
 	jr_fill_vhost(L, s, &vi, 2);
 	vi.finalize = jr_vhost_finalized;
 	vi.finalize_arg = s;
-	s->vhost_gone = 0;
+	s->owners.lws = 1;
 	errno = 0;
 	s->vh = lws_create_vhost(jr_loop_context(L, loop), &vi);
 	err = errno;
@@ -621,7 +618,7 @@ static int l_server_close(lua_State *L)
 /* listener:gone(): lws has let go of the port (no vhost left on it) */
 static int l_gone(lua_State *L)
 {
-	lua_pushboolean(L, jr_check_server(L, 1)->vhost_gone);
+	lua_pushboolean(L, !jr_check_server(L, 1)->owners.lws);
 	return 1;
 }
 
@@ -646,9 +643,8 @@ static int l_server_gc(lua_State *L)
 	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
 	    !s->loop->in_hook)
 		jr_server_stop(s);
-	/* Only now: while ud_alive, finalize leaves s to us. */
-	s->ud_alive = 0;
-	if (s->vhost_gone)
+	/* Only now: while the userdata holds s, finalize leaves s to us. */
+	if (jr_let_go(&s->owners, &s->owners.lua))
 		jr_server_free(s);
 	return 0;
 }
