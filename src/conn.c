@@ -125,13 +125,13 @@ static void jr_push_unsent(lua_State *L, jr_conn *c)
 	c->nunsent = 0;
 }
 
-/* owner, "closed", code, reason, failure, http_status, was_open,
+/* owner, "on_closed", code, reason, failure, http_status, was_open,
  * closed_here, unsent (a set of request ids that never left, or nil); and
  * the userdata is no longer anchored. */
 int jr_conn_push_closed(lua_State *L, jr_conn *c)
 {
 	jr_conn_push_owner(L, c);
-	lua_pushliteral(L, "closed");
+	lua_pushliteral(L, "on_closed");
 	lua_pushinteger(L, c->end_code ? c->end_code
 				       : LWS_CLOSE_STATUS_ABNORMAL_CLOSE);
 	lua_pushstring(L, c->end_reason);

@@ -39,7 +39,7 @@ struct jr_conn {
 	jr_loop *loop;               /* NULL once the loop is gone */
 	jr_conn *next, **pprev;      /* in loop->conns */
 	struct lws *wsi;             /* NULL once lws destroyed it */
-	void *listener;              /* server side: its jr_server, else NULL */
+	void *listener;              /* server side: its jr_listener, else NULL */
 	int self_ref;
 	jr_owners owners;            /* the userdata and the wsi: conn.c */
 	int established;

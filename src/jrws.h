@@ -169,9 +169,9 @@ void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
-int jr_server_push_accept(lua_State *L, jr_event *e);
-void jr_server_open(lua_State *L);
-extern const luaL_Reg jr_server_functions[];
+int jr_listener_push_accept(lua_State *L, jr_event *e);
+void jr_listener_open(lua_State *L);
+extern const luaL_Reg jr_listener_functions[];
 
 /* frame.c */
 #define JR_GATHER (64 * 1024)    /* bytes of frames per gathered write */

@@ -226,7 +226,7 @@ void jr_note_unsent(jr_conn *c)
 
 /* The send queue has no room: false, why, "full". The sender waits for
  * the "drained" event; if none comes within out_timeout, jr_stalled. */
-static int jr_refuse_full(lua_State *L, jr_conn *c)
+static int jr_queue_full(lua_State *L, jr_conn *c)
 {
 	if (!c->out_full) {
 		c->out_full = 1;
@@ -245,7 +245,7 @@ static int jr_refuse_full(lua_State *L, jr_conn *c)
 
 /* Pushes false, why, kind and returns 3 when c cannot send a message of
  * len bytes; returns 0 when it can. */
-static int jr_refuse(lua_State *L, jr_conn *c, size_t len)
+static int jr_cannot_send(lua_State *L, jr_conn *c, size_t len)
 {
 	if (!c->wsi || !c->established || c->want_close) {
 		lua_pushboolean(L, 0);
@@ -264,7 +264,7 @@ static int jr_refuse(lua_State *L, jr_conn *c, size_t len)
 	if (c->out_head && (c->out_count >= c->max_out_count ||
 			    len > c->max_out_bytes - c->out_bytes ||
 			    c->out_bytes > c->max_out_bytes))
-		return jr_refuse_full(L, c);
+		return jr_queue_full(L, c);
 	return 0;
 }
 
@@ -314,7 +314,7 @@ static int jr_queue_written(lua_State *L, jr_conn *c, struct jr_out *o,
 			    const char *end)
 {
 	o->len = (size_t)(end - (const char *)o->buf - LWS_PRE);
-	if (jr_refuse(L, c, o->len)) {
+	if (jr_cannot_send(L, c, o->len)) {
 		free(o);
 		return 3;
 	}
@@ -333,7 +333,7 @@ static int l_send(lua_State *L)
 	lua_Integer first_id = luaL_optinteger(L, 3, 0);
 	struct jr_out *o;
 
-	if (jr_refuse(L, c, len))
+	if (jr_cannot_send(L, c, len))
 		return 3;
 	o = jr_out_new(L, len, first_id, luaL_optinteger(L, 4, first_id ? 1 : 0));
 	memcpy(o->buf + LWS_PRE, data, len);
@@ -362,7 +362,7 @@ static int l_send_call(lua_State *L)
 
 	if (!c->builtin_codec || (n > 0 && !params))
 		return 0;
-	if (jr_refuse(L, c, 0))
+	if (jr_cannot_send(L, c, 0))
 		return 3;
 	cap = plen + params + JR_MESSAGE_TAIL;
 	o = jr_out_new(L, cap, id, has_id);
@@ -391,7 +391,7 @@ static int l_send_batch(lua_State *L)
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (!lua_isnil(L, 4))
 		luaL_checktype(L, 4, LUA_TTABLE);
-	if (jr_refuse(L, c, 0))
+	if (jr_cannot_send(L, c, 0))
 		return 3;
 	o = jr_out_new(L, jr_batch_size(L, 3, n), first_id, 0);
 	end = jr_write_batch(L, 3, n, first_id, (char *)o->buf + LWS_PRE, &nids);
@@ -400,7 +400,7 @@ static int l_send_batch(lua_State *L)
 }
 
 /* conn:queue_limits(bytes, messages, timeout): the send queue's bound
- * (see jr_refuse) and how long it may stay full before the connection is
+ * (see jr_cannot_send) and how long it may stay full before the connection is
  * dropped (seconds; 0: never). Arguments left nil keep their value. */
 static int l_queue_limits(lua_State *L)
 {

@@ -8,7 +8,7 @@
  * authorize hook), ESTABLISHED (a new session, queued as an accept event
  * for Lua), and the listener's own lifetime.
  *
- * Lifetime of struct jr_server: malloc'ed, the Lua userdata holds a
+ * Lifetime of struct jr_listener: malloc'ed, the Lua userdata holds a
  * pointer. lws references its protocol names and retry policy until the
  * vhost is freed, which it may defer until the last session has gone; the
  * vhost's finalize callback tells us (PROTOCOL_DESTROY does not come for a
@@ -43,11 +43,11 @@
 
 #include "jrws.h"
 
-#define JR_SERVER_MT "jsonrpc_websocket.listener"
+#define JR_LISTENER_MT "jsonrpc_websocket.listener"
 #define JR_MAX_PROTOCOLS 8
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
 
-typedef struct jr_server {
+typedef struct jr_listener {
 	jr_loop *loop;
 	struct lws_vhost *vh;
 	int self_ref;       /* anchors the userdata while open */
@@ -64,9 +64,9 @@ typedef struct jr_server {
 	struct lws *hook_wsi; /* the request the hook is looking at */
 	lws_retry_bo_t retry;
 	struct lws_protocols protocols[JR_MAX_PROTOCOLS + 2];
-} jr_server;
+} jr_listener;
 
-static void jr_server_free(jr_server *s)
+static void jr_listener_free(jr_listener *s)
 {
 	int i;
 	for (i = 0; i < JR_MAX_PROTOCOLS; i++)
@@ -75,7 +75,7 @@ static void jr_server_free(jr_server *s)
 	free(s);
 }
 
-static jr_server *jr_server_of(struct lws *wsi)
+static jr_listener *jr_listener_of(struct lws *wsi)
 {
 	const struct lws_protocols *p = wsi ? lws_get_protocol(wsi) : NULL;
 	return p ? p->user : NULL;
@@ -87,7 +87,7 @@ static jr_server *jr_server_of(struct lws *wsi)
  * while the hook runs (the request's header space is freed afterwards). */
 static int l_custom_header(lua_State *L)
 {
-	jr_server *s = lua_touserdata(L, lua_upvalueindex(1));
+	jr_listener *s = lua_touserdata(L, lua_upvalueindex(1));
 	char name[128], value[JR_HDR_MAX];
 	size_t len, i;
 	const char *key = lua_tolstring(L, 2, &len);
@@ -108,7 +108,7 @@ static int l_custom_header(lua_State *L)
 }
 
 /* The request's headers by lower-case name, without the colon. */
-static void jr_push_headers(lua_State *L, jr_server *s)
+static void jr_push_headers(lua_State *L, jr_listener *s)
 {
 	char value[JR_HDR_MAX];
 	int t;
@@ -140,7 +140,7 @@ static void jr_push_headers(lua_State *L, jr_server *s)
 /* Under lua_pcall: (hook, s, path) -> allow, status */
 static int jr_hook_call(lua_State *L)
 {
-	jr_server *s = lua_touserdata(L, 2);
+	jr_listener *s = lua_touserdata(L, 2);
 	jr_push_headers(L, s);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 4);
@@ -150,7 +150,7 @@ static int jr_hook_call(lua_State *L)
 }
 
 /* Runs the Lua hook; returns 0 to accept or the HTTP status to refuse. */
-static int jr_run_hook(struct lws *wsi, jr_server *s, const char *path)
+static int jr_run_hook(struct lws *wsi, jr_listener *s, const char *path)
 {
 	jr_loop *loop = s->loop;
 	lua_State *L = loop->L;
@@ -203,7 +203,7 @@ static const char *jr_reason_phrase(int status)
  * which strict websocket clients (Python websockets) reject as not a
  * valid response to their HTTP/1.1 upgrade.
  */
-static void jr_refuse(struct lws *wsi, int status)
+static void jr_refuse_upgrade(struct lws *wsi, int status)
 {
 	unsigned char buf[LWS_PRE + 256];
 	char body[64];
@@ -217,7 +217,7 @@ static void jr_refuse(struct lws *wsi, int status)
 }
 
 /* Before the 101: the path must match, then the hook must agree. */
-static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
+static int jr_confirm_upgrade(struct lws *wsi, jr_listener *s, const char *in)
 {
 	char path[512];
 	int status = 0;
@@ -234,13 +234,13 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 		status = jr_run_hook(wsi, s, path);
 	if (!status)
 		return 0;
-	jr_refuse(wsi, status);
+	jr_refuse_upgrade(wsi, status);
 	return 1;
 }
 
 /* ---- sessions ----------------------------------------------------------- */
 
-static int jr_accept(struct lws *wsi, jr_server *s)
+static int jr_accept(struct lws *wsi, jr_listener *s)
 {
 	const struct lws_protocols *p = lws_get_protocol(wsi);
 	char addr[64], *data;
@@ -274,7 +274,7 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 static void jr_session_ended(struct lws *wsi)
 {
 	jr_conn *c = lws_get_opaque_user_data(wsi);
-	jr_server *s = c ? jr_conn_listener(c) : NULL;
+	jr_listener *s = c ? jr_conn_listener(c) : NULL;
 
 	if (s)
 		s->sessions--;
@@ -283,24 +283,24 @@ static void jr_session_ended(struct lws *wsi)
 /* lws is about to free the vhost: nothing of ours is referenced after */
 static void jr_vhost_finalized(struct lws_vhost *vh, void *arg)
 {
-	jr_server *s = arg;
+	jr_listener *s = arg;
 
 	(void)vh;
 	s->vh = NULL;
 	if (jr_let_go(&s->owners, &s->owners.lws))
-		jr_server_free(s);
+		jr_listener_free(s);
 }
 
 /* Every server-side wsi comes here; what is common with client
  * connections (receive, write, close, destroy) is conn.c's. */
-static int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+static int jr_listener_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return jr_confirm_upgrade(wsi, jr_server_of(wsi), in);
+		return jr_confirm_upgrade(wsi, jr_listener_of(wsi), in);
 	case LWS_CALLBACK_ESTABLISHED:
-		return jr_accept(wsi, jr_server_of(wsi));
+		return jr_accept(wsi, jr_listener_of(wsi));
 	case LWS_CALLBACK_WSI_DESTROY: /* conn.c frees the session */
 		jr_session_ended(wsi);
 		return jr_callback(wsi, reason, user, in, len);
@@ -309,18 +309,18 @@ static int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 }
 
-/* owner, "accept", conn, address -- or nothing if the listener closed
+/* owner, "on_accept", conn, address -- or nothing if the listener closed
  * meanwhile (lws closes that session itself). */
-int jr_server_push_accept(lua_State *L, jr_event *e)
+int jr_listener_push_accept(lua_State *L, jr_event *e)
 {
-	jr_server *s = jr_conn_listener(e->conn);
+	jr_listener *s = jr_conn_listener(e->conn);
 
 	if (!s || s->closed || s->self_ref == LUA_NOREF)
 		return 0;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
 	lua_getiuservalue(L, -1, 1);
 	lua_remove(L, -2);
-	lua_pushliteral(L, "accept");
+	lua_pushliteral(L, "on_accept");
 	jr_conn_push_new(L, e->conn);
 	lua_pushlstring(L, e->data, e->len);
 	return 4;
@@ -376,9 +376,9 @@ static int jr_find_listen_fd(int port)
 
 /* ---- Lua side ----------------------------------------------------------- */
 
-static jr_server *jr_check_server(lua_State *L, int idx)
+static jr_listener *jr_check_listener(lua_State *L, int idx)
 {
-	jr_server **ps = luaL_checkudata(L, idx, JR_SERVER_MT);
+	jr_listener **ps = luaL_checkudata(L, idx, JR_LISTENER_MT);
 	if (!*ps)
 		luaL_argerror(L, idx, "listener already collected");
 	return *ps;
@@ -386,11 +386,11 @@ static jr_server *jr_check_server(lua_State *L, int idx)
 
 /* protocols[0] takes sessions that offer no subprotocol (and plain HTTP,
  * answered 404); the listed subprotocols follow. */
-static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
+static void jr_fill_protocols(lua_State *L, jr_listener *s, int opts)
 {
 	static const char default_name[] = "jsonrpc-websocket-server";
 	struct lws_protocols proto = {
-		default_name, jr_server_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
+		default_name, jr_listener_callback, 0, JR_FRAG, 0, NULL, JR_FRAG
 	};
 	int i, n = 0;
 
@@ -441,7 +441,7 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 /* The vhost for opts; the host decides the address family: an IPv4
  * address binds exactly that address (lws would otherwise listen on every
  * interface when IPv6 is on). */
-static void jr_fill_vhost(lua_State *L, jr_server *s,
+static void jr_fill_vhost(lua_State *L, jr_listener *s,
 			  struct lws_context_creation_info *vi, int opts)
 {
 	const char *host = jr_opt_string(L, opts, "host");
@@ -477,14 +477,14 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	jr_fill_tls(L, vi, opts);
 }
 
-/* Reads opts into a new jr_server owned by the userdata at the top. */
-static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
+/* Reads opts into a new jr_listener owned by the userdata at the top. */
+static jr_listener *jr_new_listener(lua_State *L, jr_loop *loop)
 {
-	jr_server **ps = lua_newuserdatauv(L, sizeof *ps, 2);
+	jr_listener **ps = lua_newuserdatauv(L, sizeof *ps, 2);
 	*ps = calloc(1, sizeof **ps);
 	if (!*ps)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
-	luaL_setmetatable(L, JR_SERVER_MT);
+	luaL_setmetatable(L, JR_LISTENER_MT);
 	(*ps)->loop = loop;
 	(*ps)->owners.lua = 1; /* owners.lws: 0 until a vhost exists */
 	(*ps)->self_ref = LUA_NOREF;
@@ -494,7 +494,7 @@ static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
 
 /* Closes the listening socket, then destroys the vhost (lws closes any
  * session still open). The vhost may be finalized before this returns. */
-static void jr_server_stop(jr_server *s)
+static void jr_listener_stop(jr_listener *s)
 {
 	struct lws *lw = NULL;
 	int pass;
@@ -542,7 +542,7 @@ static int l_listen(lua_State *L)
 	jr_loop *loop = jr_loop_get(L);
 	struct lws_context_creation_info vi;
 	const char *path;
-	jr_server *s;
+	jr_listener *s;
 	int err;
 
 	luaL_checkany(L, 1);
@@ -550,7 +550,7 @@ static int l_listen(lua_State *L)
 	lua_settop(L, 2);
 	if (loop->in_hook)
 		return luaL_error(L, "listen: not inside an authorize hook");
-	s = jr_new_server(L, loop);                 /* 3 */
+	s = jr_new_listener(L, loop);                 /* 3 */
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, 3, 1);
 	s->has_hook = lua_getfield(L, 2, "authorize") != LUA_TNIL;
@@ -582,7 +582,7 @@ static int l_listen(lua_State *L)
 	s->listen_fd = jr_find_listen_fd(s->port);
 	if (s->listen_fd < 0) {
 		/* lws keeps a vhost whose socket could not be made */
-		jr_server_stop(s);
+		jr_listener_stop(s);
 		return jr_listen_failed(L, err);
 	}
 	lua_pushvalue(L, 3);
@@ -593,15 +593,15 @@ static int l_listen(lua_State *L)
 
 static int l_port(lua_State *L)
 {
-	lua_pushinteger(L, jr_check_server(L, 1)->port);
+	lua_pushinteger(L, jr_check_listener(L, 1)->port);
 	return 1;
 }
 
 /* listener:close(): stop listening; lws closes sessions still open. The
  * Lua side closes its sessions politely first. */
-static int l_server_close(lua_State *L)
+static int l_listener_close(lua_State *L)
 {
-	jr_server *s = jr_check_server(L, 1);
+	jr_listener *s = jr_check_listener(L, 1);
 
 	if (s->loop->in_hook)
 		return luaL_error(L, "close: not inside an authorize hook");
@@ -610,7 +610,7 @@ static int l_server_close(lua_State *L)
 	luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
 	s->self_ref = LUA_NOREF;
 	if (s->vh)
-		jr_server_stop(s);
+		jr_listener_stop(s);
 	s->closed = 1;
 	return 0;
 }
@@ -618,7 +618,7 @@ static int l_server_close(lua_State *L)
 /* listener:gone(): lws has let go of the port (no vhost left on it) */
 static int l_gone(lua_State *L)
 {
-	lua_pushboolean(L, !jr_check_server(L, 1)->owners.lws);
+	lua_pushboolean(L, !jr_check_listener(L, 1)->owners.lws);
 	return 1;
 }
 
@@ -632,54 +632,54 @@ static int l_adopt(lua_State *L)
 	return 0;
 }
 
-static int l_server_gc(lua_State *L)
+static int l_listener_gc(lua_State *L)
 {
-	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
-	jr_server *s = *ps;
+	jr_listener **ps = luaL_checkudata(L, 1, JR_LISTENER_MT);
+	jr_listener *s = *ps;
 
 	if (!s)
 		return 0;
 	*ps = NULL;
 	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
 	    !s->loop->in_hook)
-		jr_server_stop(s);
+		jr_listener_stop(s);
 	/* Only now: while the userdata holds s, finalize leaves s to us. */
 	if (jr_let_go(&s->owners, &s->owners.lua))
-		jr_server_free(s);
+		jr_listener_free(s);
 	return 0;
 }
 
-static int l_server_tostring(lua_State *L)
+static int l_listener_tostring(lua_State *L)
 {
-	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
-	jr_server *s = *ps;
+	jr_listener **ps = luaL_checkudata(L, 1, JR_LISTENER_MT);
+	jr_listener *s = *ps;
 	lua_pushfstring(L, "jsonrpc_websocket.listener (%s, port %d)",
 			!s ? "collected" : s->closed ? "closed" : "listening",
 			s ? s->port : 0);
 	return 1;
 }
 
-const luaL_Reg jr_server_functions[] = {
+const luaL_Reg jr_listener_functions[] = {
 	{"listen", l_listen},
 	{"adopt", l_adopt},
 	{NULL, NULL}
 };
 
-static const luaL_Reg jr_server_methods[] = {
+static const luaL_Reg jr_listener_methods[] = {
 	{"port", l_port},
 	{"gone", l_gone},
-	{"close", l_server_close},
+	{"close", l_listener_close},
 	{NULL, NULL}
 };
 
-void jr_server_open(lua_State *L)
+void jr_listener_open(lua_State *L)
 {
-	if (luaL_newmetatable(L, JR_SERVER_MT)) {
-		luaL_newlib(L, jr_server_methods);
+	if (luaL_newmetatable(L, JR_LISTENER_MT)) {
+		luaL_newlib(L, jr_listener_methods);
 		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_server_gc);
+		lua_pushcfunction(L, l_listener_gc);
 		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_server_tostring);
+		lua_pushcfunction(L, l_listener_tostring);
 		lua_setfield(L, -2, "__tostring");
 	}
 	lua_pop(L, 1);

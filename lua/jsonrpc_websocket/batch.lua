@@ -149,7 +149,7 @@ function Batch:deliver(id, ok, value)
   settled(self, self.left - 1)
 end
 
---- The answers the core has read (see Link:responses), from list[i] on:
+--- The answers the core has read (see Link:on_responses), from list[i] on:
 -- takes the run of them that are this batch's and need no decoding, and
 -- returns the index of the first it left (i when it took none).
 function Batch:take_responses(list, i, last)

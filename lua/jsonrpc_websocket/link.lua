@@ -240,7 +240,7 @@ function Link:await_room(method, deadline, timeout)
 end
 
 --- Core event: the send queue that was full has room again.
-function Link:drained()
+function Link:on_drained()
   self.skipping = nil
   local waiters = self.room_waiters
   if #waiters == 0 then return end
@@ -502,8 +502,8 @@ function Link:emit(event, ...)
   for i = 1, #listeners do sched.spawn_kind("service", listeners[i], ...) end
 end
 
--- Core event handlers (see core.pop).
-function Link:open()
+-- Core event handlers, on_<event> (see core.pop in drive.c).
+function Link:on_open()
   self.state = "open"
   local w = self.connect_waiter
   self.connect_waiter = nil
@@ -541,14 +541,14 @@ function Link:settle_fast(text)
 end
 
 --- Core event: a message. (A simple response never comes this way when
--- the codec is ours: the core has read it already, see Link:response.)
-function Link:message(text)
+-- the codec is ours: the core has read it already, see Link:on_response.)
+function Link:on_message(text)
   return incoming(self, text)
 end
 
 --- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
-function Link:response(id, value, needs_decode)
+function Link:on_response(id, value, needs_decode)
   if needs_decode then
     local ok, decoded = decode_result(self, value)
     if not ok then -- not JSON after all: the general way says so
@@ -564,7 +564,7 @@ end
 
 --- Core event: a batch answer of such responses, `n` triples in `list`.
 -- A batch takes its own answers in one go (Batch:take_responses).
-function Link:responses(list, n)
+function Link:on_responses(list, n)
   local pending, i, last = self.pending, 1, 3 * n
   while i <= last do
     local id, j = list[i], i
@@ -573,7 +573,7 @@ function Link:responses(list, n)
       if b then j = b:take_responses(list, i, last) end
     end
     if j == i then
-      self:response(id, list[i + 1], list[i + 2])
+      self:on_response(id, list[i + 1], list[i + 2])
       j = i + 3
     end
     i = j
@@ -601,7 +601,7 @@ local function close_cause(self, code, reason, failure, status, closed_here)
   return ("%s (%d)"):format(text, code)
 end
 
-function Link:closed(code, reason, failure, status, was_open, closed_here, unsent)
+function Link:on_closed(code, reason, failure, status, was_open, closed_here, unsent)
   sched.io_ended()
   local by_user = self.state == "closing"
   self.conn, self.state = nil, "closed"
@@ -624,7 +624,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
   local waiters = self.close_waiters
   self.close_waiters = {}
   for i = 1, #waiters do wake(waiters[i], true) end
-  self:drained() -- senders waiting for room: the connection is gone
+  self:on_drained() -- senders waiting for room: the connection is gone
   if not self.reconnecting then self:wake_turns() end
 end
 

@@ -239,19 +239,20 @@ function M.waiter()
   return M.task_waiter(co_running())
 end
 
--- Hands each queued event to its owner (owner:kind(...)). One pcall
+-- Hands each queued event to its owner: owner:on_<event>(...) (core.pop
+-- returns the handler's name). One pcall
 -- covers a run of events; an error is reported to the owner whose event
 -- raised it, and the run goes on with the next event.
 local event_owner
 local function dispatch_run()
   while true do
-    local owner, kind, a, b, c, d, e, f, g = core_pop()
+    local owner, handler, a, b, c, d, e, f, g = core_pop()
     if owner == nil then
       event_owner = nil -- keeps nothing alive between turns
       return
     end
     event_owner = owner
-    owner[kind](owner, a, b, c, d, e, f, g)
+    owner[handler](owner, a, b, c, d, e, f, g)
   end
 end
 
