@@ -110,7 +110,7 @@ local function request_name(self, index)
   return self.link.method_names[e.list[2 * i - 1]]
 end
 
-local function settled(self, left)
+local function answers_left(self, left)
   self.left = left
   if left == 0 then
     self.link:batch_done(self)
@@ -135,7 +135,7 @@ function Batch:waiting_ids(ids)
 end
 
 --- The outcome of request `id` (called by the link's resolve).
-function Batch:deliver(id, ok, value)
+function Batch:resolve(id, ok, value)
   local index = id - self.first + 1
   if ok then
     self.results[index] = { result = value }
@@ -146,7 +146,7 @@ function Batch:deliver(id, ok, value)
     value.method = request_name(self, index)
     self.results[index] = { error = value }
   end
-  settled(self, self.left - 1)
+  answers_left(self, self.left - 1)
 end
 
 --- The answers the core has read (see Link:on_responses), from list[i] on:
@@ -162,7 +162,7 @@ function Batch:take_responses(list, i, last)
     left = left - 1
     i = i + 3
   end
-  settled(self, left)
+  answers_left(self, left)
   return i
 end
 
@@ -173,8 +173,6 @@ local function expire(b)
   end
 end
 
-local function send_batch(link, ...) return link.conn:send_batch(...) end
-
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
   -- the builder's list starts as large as this link's last batch needed
@@ -184,11 +182,12 @@ function M.run(link, fn, timeout)
   if e.n == 0 then return {} end
   link.batch_list_size = math.min(2 * e.n, MAX_LIST_HINT)
   if link.state ~= "open" or link.max_in_flight then link:await_turn("batch", timeout) end
-  local first, count = link.next_id, e.n - e.notifications
-  link.next_id = first + count
-  local ok, why, kind = link.conn:send_batch(e.n, e.list, e.notify, first)
+  local count = e.n - e.notifications
+  local first = link:reserve_ids(count)
+  local ok, why, kind = link:send_batch(e.n, e.list, e.notify, first)
   if not ok then
-    timeout = link:resend("batch", timeout, why, kind, send_batch, e.n, e.list, e.notify, first)
+    timeout = link:resend("batch", timeout, why, kind, link.send_batch,
+      e.n, e.list, e.notify, first)
   end
   if count == 0 then return {} end
   local b = setmetatable({ link = link, entries = e, first = first, count = count,

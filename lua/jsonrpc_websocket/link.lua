@@ -100,13 +100,13 @@ function Link:resolve(id, ok, value, at_once)
     if not batch then return end
   end
   if self.max_in_flight then self:slot_freed() end
-  if batch then return batch:deliver(id, ok, value) end
+  if batch then return batch:resolve(id, ok, value) end
   if at_once then return resume_now(w, ok, value) end
   wake(w, ok, value)
 end
 
---- A response arrived: hand it to whoever waits for its id.
-function Link:settle(response)
+--- A decoded response arrived (dispatch): resolve the call with its id.
+function Link:take_response(response)
   local id = response.id
   if not self:waits_for(id) then
     if self.expired[id] then
@@ -262,6 +262,20 @@ function Link:resend(method, timeout, why, kind, send, ...)
   send_failed(why, kind, method)
 end
 
+--- Reserves `count` consecutive request ids (a batch's); returns the first.
+function Link:reserve_ids(count)
+  local first = self.next_id
+  self.next_id = first + count
+  return first
+end
+
+--- Sends a batch the core writes itself (conn:send_batch, encode.c): `n`
+-- messages described by `list` and `notify`, requests numbered from
+-- `first`. Returns true, or false, why, kind (as conn:send).
+function Link:send_batch(n, list, notify, first)
+  return self.conn:send_batch(n, list, notify, first)
+end
+
 local function send_text(self, text, id) return self.conn:send(text, id) end
 Link.send_text = send_text
 
@@ -390,7 +404,7 @@ end
 
 --- An error response with id null: fail the oldest batch in flight with
 -- it. Returns false when no batch waits (then it is only reported).
-function Link:settle_null_id(response)
+function Link:take_null_id_error(response)
   local b = self.batches[1]
   local err = response.error
   if not b or err == nil or err == self.null then return false end
@@ -526,8 +540,8 @@ local function decode_result(self, text)
   return decoded ~= nil, decoded
 end
 
---- The fast path; true when `text` was such a response and is settled.
-function Link:settle_fast(text)
+--- The fast path; true when `text` was such a response and is resolved.
+function Link:take_response_text(text)
   if not self.builtin_codec then return false end
   local id, value, needs_decode = json_response(text)
   if not (id and self:waits_for(id)) then return false end
@@ -559,7 +573,7 @@ function Link:on_response(id, value, needs_decode)
   if self.pending[id] or batch_waiting(self, id) then
     return self:resolve(id, true, value, true)
   end
-  self:settle({ jsonrpc = "2.0", id = id, result = value })
+  self:take_response({ jsonrpc = "2.0", id = id, result = value })
 end
 
 --- Core event: a batch answer of such responses, `n` triples in `list`.

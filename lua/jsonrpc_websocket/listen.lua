@@ -16,7 +16,7 @@ local subscription = require "jsonrpc_websocket.subscription"
 local trace = require "jsonrpc_websocket.trace"
 
 local Link = require "jsonrpc_websocket.link"
-local LINK, methods, proxy = client.LINK, client.methods, client.proxy
+local link_of, wrap, methods, proxy = client.link, client.wrap, client.methods, client.proxy
 local type, pairs, rawget, setmetatable, error, pcall, tostring =
   type, pairs, rawget, setmetatable, error, pcall, tostring
 local waiter, wait, wake, timer, cancel =
@@ -69,7 +69,7 @@ local Peer = {
 --- peer:subscription([opts]): a subscription this peer can be sent items
 -- on (subscription.lua); return its `id` from the subscribe handler.
 function Peer.subscription(self, opts)
-  return subscription.open(rawget(self, LINK), opts)
+  return subscription.open(link_of(self), opts)
 end
 local peer_mt = { __name = "jsonrpc_websocket.Peer" }
 
@@ -86,7 +86,7 @@ local PEER_FIELDS = {
 peer_mt.__index = function(self, key)
   local method = Peer[key]
   if method then return method end
-  local link = rawget(self, LINK)
+  local link = link_of(self)
   local field = PEER_FIELDS[key]
   if field then return field(link) end
   if type(key) ~= "string" then return nil end
@@ -99,7 +99,7 @@ peer_mt.__newindex = function(_, key)
 end
 
 peer_mt.__tostring = function(self)
-  local link = rawget(self, LINK)
+  local link = link_of(self)
   return ("jsonrpc_websocket.Peer(#%d %s, %s)"):format(link.id, link.address, link.state)
 end
 
@@ -120,7 +120,7 @@ function Listener:emit(event, peer, ...)
   if not list then return end
   for i = 1, #list do
     local co = sched.spawn_kind("service", call_listener, self, list[i], peer, ...)
-    dispatch.task_endpoint[co] = rawget(peer, LINK)
+    dispatch.task_endpoint[co] = link_of(peer)
   end
 end
 
@@ -145,7 +145,7 @@ function Listener:on_accept(conn, address)
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
-  local peer = setmetatable({ [LINK] = link }, peer_mt)
+  local peer = wrap(link, peer_mt)
   link.peer = peer
   if self.trace then
     local fn = self.trace
