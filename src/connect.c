@@ -303,7 +303,7 @@ static int l_connect(lua_State *L)
 		c->self_ref = LUA_NOREF;
 		c->wsi = NULL;
 		c->owners.lws = 0;
-		lua_pushnil(L);
+		luaL_pushfail(L);
 		lua_pushstring(L, c->failure[0] ? c->failure : "connect failed");
 		return 2;
 	}

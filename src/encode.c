@@ -12,26 +12,6 @@
 
 #include "jrws.h"
 
-/* Decimal digits of an integer, without printf. */
-char *jr_write_integer(char *p, lua_Integer v)
-{
-	char digits[24];
-	int n = 0;
-	lua_Unsigned u = (lua_Unsigned)v;
-
-	if (v < 0) {
-		*p++ = '-';
-		u = 0u - u; /* exact for LUA_MININTEGER too */
-	}
-	do {
-		digits[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	while (n)
-		*p++ = digits[--n];
-	return p;
-}
-
 /* Bytes needed for the value at idx, or 0 when it is not simple. */
 static size_t jr_value_size(lua_State *L, int idx)
 {
@@ -72,7 +52,7 @@ static char *jr_write_value(lua_State *L, int idx, char *p)
 		return p + 5;
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx))
-			return jr_write_integer(p, lua_tointeger(L, idx));
+			return jr_json_write_integer(p, lua_tointeger(L, idx));
 		return jr_json_write_float(p, (double)lua_tonumber(L, idx));
 	default:
 		s = lua_tolstring(L, idx, &len);
@@ -120,7 +100,7 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id)
 {
 	if (has_id) {
 		memcpy(p, ",\"id\":", 6);
-		p = jr_write_integer(p + 6, id);
+		p = jr_json_write_integer(p + 6, id);
 	}
 	*p++ = '}';
 	return p;

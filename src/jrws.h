@@ -184,7 +184,6 @@ unsigned char *jr_frame_append(jr_frames *f, struct lws_context *cx,
 			       size_t len, int masked);
 
 /* encode.c */
-char *jr_write_integer(char *p, lua_Integer v);
 char *jr_write_params_key(char *p);
 char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 /* bytes a message needs beyond its prefix and params: ,"params": ,"id":
@@ -209,6 +208,7 @@ const char *jr_json_skip(const char *p, const char *end);
 size_t jr_json_string_size(const char *s, size_t len);
 char *jr_json_write_string(char *p, const char *s, size_t len);
 char *jr_json_write_float(char *p, double x);
+char *jr_json_write_integer(char *p, lua_Integer v);
 
 /* scan.c */
 int jr_push_response(lua_State *L, const char *text, size_t len);

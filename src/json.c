@@ -309,6 +309,26 @@ static char *write_short_float(char *p, double x)
 	return p;
 }
 
+/* Decimal digits of an integer, without printf. */
+char *jr_json_write_integer(char *p, lua_Integer v)
+{
+	char digits[24];
+	int n = 0;
+	lua_Unsigned u = (lua_Unsigned)v;
+
+	if (v < 0) {
+		*p++ = '-';
+		u = 0u - u; /* exact for LUA_MININTEGER too */
+	}
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (n)
+		*p++ = digits[--n];
+	return p;
+}
+
 /*
  * A finite double as the shortest text that reads back the same. For a
  * normal double, when some text of 15 digits or fewer reads back, "%.15g"
@@ -880,7 +900,7 @@ static void encode_number(jr_encoder *e, int idx)
 	lua_Number x;
 
 	if (lua_isinteger(e->L, idx)) {
-		end = jr_write_integer(p, lua_tointeger(e->L, idx));
+		end = jr_json_write_integer(p, lua_tointeger(e->L, idx));
 	} else {
 		x = lua_tonumber(e->L, idx);
 		if (!isfinite(x))

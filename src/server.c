@@ -519,7 +519,7 @@ static void jr_listener_stop(jr_listener *s)
 /* nil, why: running out of descriptors is the one cause lws lets us tell */
 static int jr_listen_failed(lua_State *L, int err)
 {
-	lua_pushnil(L);
+	luaL_pushfail(L);
 	if (err == EMFILE || err == ENFILE)
 		lua_pushfstring(L, "cannot listen: %s (raise ulimit -n)",
 				strerror(err));

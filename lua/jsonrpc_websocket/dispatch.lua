@@ -2,10 +2,28 @@
 -- endpoint's waiting calls, requests and notifications to its handlers,
 -- and nothing a peer sends can raise into unrelated code.
 --
--- An endpoint provides: `json`, `null`, `handlers` (name -> function),
--- `handler_timeout` (seconds or nil), `send(ep, text)` -> ok,
--- `report(ep, err)`, and `settle(ep, response)` for answers to its calls;
--- optionally `streams` (stream.lua), which may take notifications first.
+-- The endpoint interface (a Link is one; docs/design.md, "Contracts").
+-- Read by dispatch:
+--   `json` (codec: encode), `decode(text)` -> value | nil, err, `null`,
+--   `handlers` (name -> function), `handler_timeout` (seconds or nil),
+--   `state` ("open" while messages may flow), `conn` (the core
+--   connection, for conn:reading; nil when gone), `replies_waiting`
+--   (replies waiting for room in the send queue, or nil),
+--   `max_concurrent`, `max_batch` (limits, or nil).
+-- Called by dispatch:
+--   `send(ep, text)` -> ok (a reply; never raises),
+--   `report(ep, err)` (a problem nobody waits for),
+--   `take_response(ep, response)` (a decoded response to a call of ours).
+-- Optional:
+--   `streams` (stream.lua): may take notifications first (`deliver`);
+--   `waits_for(ep, id)` and `resolve(ep, id, ok, value)`: an undecodable
+--   response still fails the call waiting for its id;
+--   `take_response_text(ep, text)` -> bool: a batch element that is a
+--   simple response, read in C (the built-in codec's fast path);
+--   `take_null_id_error(ep, response)` -> bool: an error with id null
+--   fails the oldest batch in flight.
+-- Written by dispatch (its own state on the endpoint): `active`,
+-- `paused`, `held`, `batch_job`, `resume_timer`.
 -- @module jsonrpc_websocket.dispatch
 
 local core = require "jsonrpc_websocket.core"
