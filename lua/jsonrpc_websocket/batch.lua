@@ -173,14 +173,18 @@ local function expire(b)
   end
 end
 
+-- The list size each link's last batch needed (a hint; weak: batch.lua's
+-- own, not a field of the Link).
+local list_size = setmetatable({}, { __mode = "k" })
+
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
   -- the builder's list starts as large as this link's last batch needed
   local e = { link = link, json = link.json, null = link.null, builtin_codec = link.builtin_codec,
-    n = 0, notifications = 0, list = new_list(link.batch_list_size or 0), methods = {} }
+    n = 0, notifications = 0, list = new_list(list_size[link] or 0), methods = {} }
   fn(setmetatable({ [STATE] = e }, builder_mt))
   if e.n == 0 then return {} end
-  link.batch_list_size = math.min(2 * e.n, MAX_LIST_HINT)
+  list_size[link] = math.min(2 * e.n, MAX_LIST_HINT)
   if link.state ~= "open" or link.max_in_flight then link:await_turn("batch", timeout) end
   local count = e.n - e.notifications
   local first = link:reserve_ids(count)
