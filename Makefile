@@ -11,7 +11,8 @@
 #   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
-#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
+#   make lint       luacheck (Debian: lua-check) over lua/ spec/ bench/ (first in make test);
+#                   make lint-all adds bin/ and examples/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
@@ -39,7 +40,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint lint-all conformance
 
 all: build/$(MODULE)
 
@@ -68,6 +69,7 @@ deps:
 	@{ test -d spec/node/node_modules/ws && test -d spec/node/node_modules/ganache; } || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-gc
@@ -116,8 +118,12 @@ install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
 
 # Settings in .luacheckrc.
+# lua/ spec/ bench/ (in make test); lint-all adds bin/ and examples/.
 lint:
-	luacheck lua bin/jsonrpc-ws spec examples
+	luacheck lua spec bench
+
+lint-all:
+	luacheck lua bin/jsonrpc-ws spec bench examples
 
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket

@@ -10,14 +10,6 @@
 
 #include "conn.h"
 
-jr_conn *jr_check_conn(lua_State *L, int idx)
-{
-	jr_conn **pc = luaL_checkudata(L, idx, JR_CONN_MT);
-	if (!*pc)
-		luaL_argerror(L, idx, "connection already collected");
-	return *pc;
-}
-
 void jr_set_text(char *dst, size_t size, const void *src, size_t len)
 {
 	if (len >= size)

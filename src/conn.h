@@ -91,7 +91,15 @@ struct jr_conn {
 };
 
 /* conn.c */
-jr_conn *jr_check_conn(lua_State *L, int idx);
+/* The conn at idx (every method, the send path too: inline). */
+static inline jr_conn *jr_check_conn(lua_State *L, int idx)
+{
+	jr_conn **pc = luaL_checkudata(L, idx, JR_CONN_MT);
+	if (!*pc)
+		luaL_argerror(L, idx, "connection already collected");
+	return *pc;
+}
+
 void jr_set_text(char *dst, size_t size, const void *src, size_t len);
 jr_conn *jr_conn_alloc(jr_loop *loop);
 jr_conn *jr_new_conn(lua_State *L, jr_loop *loop);

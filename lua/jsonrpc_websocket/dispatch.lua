@@ -43,7 +43,8 @@ local M = {}
 M.task_endpoint = setmetatable({}, { __mode = "k" })
 
 local PARSE_ERROR = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
-local INVALID_REQUEST = '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
+local INVALID_REQUEST =
+  '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
 
 --- The text of an error response with the raw id text.
 local function error_response(json, raw_id, code, message, data)

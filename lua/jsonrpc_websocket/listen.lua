@@ -299,7 +299,9 @@ local EVENTS = { connect = true, disconnect = true, error = true, queue_full = t
 -- "error" fn(err), "queue_full" fn(peer) (notify_all skipped the peer).
 -- connect/disconnect/queue_full listeners run as tasks.
 function Srv:on(event, fn)
-  if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
+  if not EVENTS[event] then
+    error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2)
+  end
   if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
   local listeners = listener_of(self).listeners
   listeners[event] = listeners[event] or {}
@@ -354,7 +356,9 @@ local function wrap_authorize(listener, fn)
 end
 
 local function check_options(opts)
-  if opts.host ~= nil and type(opts.host) ~= "string" then error("option 'host' must be a string", 3) end
+  if opts.host ~= nil and type(opts.host) ~= "string" then
+    error("option 'host' must be a string", 3)
+  end
   local port = opts.port
   if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
     error("option 'port' must be an integer 0..65535", 3)
@@ -383,7 +387,8 @@ local function check_options(opts)
       error("option 'tls.verify_client' must be a boolean", 3)
     end
     if tls.verify_client and type(tls.ca_file) ~= "string" then
-      error("option 'tls.verify_client' needs 'tls.ca_file' (the CA that signs client certificates)", 3)
+      error("option 'tls.verify_client' needs 'tls.ca_file' "
+        .. "(the CA that signs client certificates)", 3)
     end
   end
 end
