@@ -280,12 +280,10 @@ static int l_tostring(lua_State *L)
  * when the loop destroys the context, and WSI_DESTROY frees the struct. */
 static int l_gc(lua_State *L)
 {
-	jr_conn **pc = luaL_checkudata(L, 1, JR_CONN_MT);
-	jr_conn *c = *pc;
+	jr_conn *c = jr_take_pointer(L, 1, JR_CONN_MT);
 
 	if (!c)
 		return 0;
-	*pc = NULL;
 	if (jr_let_go(&c->owners, &c->owners.lua))
 		jr_conn_free(c);
 	else if (c->loop)
@@ -305,16 +303,8 @@ static const luaL_Reg jr_conn_methods[] = {
 
 void jr_conn_open(lua_State *L)
 {
-	if (luaL_newmetatable(L, JR_CONN_MT)) {
-		luaL_newlib(L, jr_conn_methods);
-		luaL_setfuncs(L, jr_send_methods, 0);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	jr_new_class(L, JR_CONN_MT, jr_conn_methods, jr_send_methods, l_gc,
+		     l_tostring);
 }
 
 /*

@@ -64,6 +64,17 @@ typedef struct jr_owners {
 	int lws; /* the wsi or vhost still does */
 } jr_owners;
 
+/* For __gc: the struct the userdata at idx (a box holding a pointer)
+ * points to, and the box emptied; NULL when it was empty already. */
+static inline void *jr_take_pointer(lua_State *L, int idx, const char *mt)
+{
+	void **box = luaL_checkudata(L, idx, mt);
+	void *p = *box;
+
+	*box = NULL;
+	return p;
+}
+
 /* One owner (side: &o->lua or &o->lws) lets go. Returns 1 when the other
  * has let go too: the caller frees the struct now. */
 static inline int jr_let_go(jr_owners *o, int *side)
@@ -145,6 +156,8 @@ void jr_vhost_forget_all(jr_loop *loop);
 /* opts.c */
 const char *jr_opt_string(lua_State *L, int opts, const char *key);
 char *jr_dup(lua_State *L, const char *s);
+void jr_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+		  const luaL_Reg *more, lua_CFunction gc, lua_CFunction tostring);
 
 /* conn.c, connect.c, send.c, receive.c (conn.h) */
 int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,

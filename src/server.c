@@ -634,12 +634,10 @@ static int l_adopt(lua_State *L)
 
 static int l_listener_gc(lua_State *L)
 {
-	jr_listener **ps = luaL_checkudata(L, 1, JR_LISTENER_MT);
-	jr_listener *s = *ps;
+	jr_listener *s = jr_take_pointer(L, 1, JR_LISTENER_MT);
 
 	if (!s)
 		return 0;
-	*ps = NULL;
 	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
 	    !s->loop->in_hook)
 		jr_listener_stop(s);
@@ -674,13 +672,6 @@ static const luaL_Reg jr_listener_methods[] = {
 
 void jr_listener_open(lua_State *L)
 {
-	if (luaL_newmetatable(L, JR_LISTENER_MT)) {
-		luaL_newlib(L, jr_listener_methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_listener_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_listener_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	jr_new_class(L, JR_LISTENER_MT, jr_listener_methods, NULL,
+		     l_listener_gc, l_listener_tostring);
 }

@@ -361,10 +361,15 @@ function M.spawn_kind(kind, fn, ...)
   return co
 end
 
-function M.spawn(fn, ...)
+-- Raises, naming the caller's argument, unless fn is a function.
+local function check_function(fn, caller)
   if type(fn) ~= "function" then
-    error("bad argument #1 to 'spawn' (function expected)", 2)
+    error(("bad argument #1 to '%s' (function expected)"):format(caller), 3)
   end
+end
+
+function M.spawn(fn, ...)
+  check_function(fn, "spawn")
   M.spawn_kind("user", fn, ...)
 end
 
@@ -382,9 +387,7 @@ end
 
 --- Runs fn(...) as a task and drives the loop until every task finished.
 function M.run(fn, ...)
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'run' (function expected)", 2)
-  end
+  check_function(fn, "run")
   local co, main = co_running()
   if not main and tasks[co] then
     error("jsonrpc_websocket.run called from inside a task (use spawn)", 2)
