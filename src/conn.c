@@ -10,6 +10,7 @@
 
 #include "conn.h"
 
+/* Copies up to size - 1 bytes of src (NULL: none) into dst, terminated. */
 void jr_set_text(char *dst, size_t size, const void *src, size_t len)
 {
 	if (len >= size)
@@ -59,6 +60,8 @@ void jr_request_close(jr_conn *c, int code, const char *reason)
 	c->close_code = code;
 	jr_set_text(c->close_reason, sizeof c->close_reason, reason, strlen(reason));
 }
+
+/* ---- what pop() hands to Lua (drive.c) --------------------------------- */
 
 void jr_conn_push_owner(lua_State *L, jr_conn *c)
 {
@@ -139,6 +142,8 @@ int jr_conn_push_closed(lua_State *L, jr_conn *c)
 	c->self_ref = LUA_NOREF;
 	return 9;
 }
+
+/* ---- making one, and its methods -------------------------------------- */
 
 /* A zeroed connection, linked into loop->conns; NULL when out of memory. */
 jr_conn *jr_conn_alloc(jr_loop *loop)
@@ -306,6 +311,8 @@ void jr_conn_open(lua_State *L)
 	jr_new_class(L, JR_CONN_MT, jr_conn_methods, jr_send_methods, l_gc,
 		     l_tostring);
 }
+
+/* ---- server sessions (server.c) --------------------------------------- */
 
 /*
  * A listener accepted `wsi` (called in LWS_CALLBACK_ESTABLISHED). The

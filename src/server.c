@@ -24,6 +24,10 @@
  * vhost be freed at once when no session is left; Lua asks gone() before
  * it lets another listener have that port.
  *
+ * Why one file of ~700 lines: a listener's vhost, its lws callback, its
+ * sessions' count and the authorize hook all turn on struct jr_listener
+ * and the order lws calls them in; the hook is its own section below.
+ *
  * The authorize hook breaks the rule that callbacks never call Lua: lws
  * 4.1 cannot pause an upgrade, so the answer (101 or a real HTTP status)
  * must be decided inside HTTP_CONFIRM_UPGRADE. It runs on the thread that
