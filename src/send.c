@@ -224,7 +224,7 @@ void jr_note_unsent(jr_conn *c)
 		}
 }
 
-/* The send queue has no room: fail, why, "full". The sender waits for
+/* The send queue has no room: false, why, "full". The sender waits for
  * the "drained" event; if none comes within out_timeout, jr_stalled. */
 static int jr_queue_full(lua_State *L, jr_conn *c)
 {
@@ -236,25 +236,25 @@ static int jr_queue_full(lua_State *L, jr_conn *c)
 		if (c->loop) /* scheduled outside a callback: see loop.c */
 			jr_loop_changed(c->loop);
 	}
-	luaL_pushfail(L);
+	lua_pushboolean(L, 0);
 	lua_pushfstring(L, "send queue full (%I messages, %I bytes waiting)",
 			(lua_Integer)c->out_count, (lua_Integer)c->out_bytes);
 	lua_pushliteral(L, "full");
 	return 3;
 }
 
-/* Pushes fail, why, kind and returns 3 when c cannot send a message of
+/* Pushes false, why, kind and returns 3 when c cannot send a message of
  * len bytes; returns 0 when it can. */
 static int jr_cannot_send(lua_State *L, jr_conn *c, size_t len)
 {
 	if (!c->wsi || !c->established || c->want_close) {
-		luaL_pushfail(L);
+		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "connection is not open");
 		lua_pushliteral(L, "not_open");
 		return 3;
 	}
 	if (len > c->max_message) {
-		luaL_pushfail(L);
+		lua_pushboolean(L, 0);
 		lua_pushfstring(L, "outgoing message of %I bytes is larger than "
 			"max_message_size (%I bytes), not sent",
 			(lua_Integer)len, (lua_Integer)c->max_message);
@@ -321,7 +321,7 @@ static int jr_queue_written(lua_State *L, jr_conn *c, struct jr_out *o,
 	return jr_queue(L, c, o);
 }
 
-/* conn:send(data [, first_id [, count]]) -> true | fail, why, kind
+/* conn:send(data [, first_id [, count]]) -> true | false, why, kind
  * kind is "not_open" or "too_large" (over max_message_size: not sent).
  * first_id, count: the request ids the message carries; the closed event
  * lists those that never left (safe to send again). */
@@ -341,7 +341,7 @@ static int l_send(lua_State *L)
 }
 
 /*
- * conn:send_call(prefix, id, ...) -> true | fail, why, kind | nothing
+ * conn:send_call(prefix, id, ...) -> true | false, why, kind | nothing
  * The request for prefix (the message up to the method name, see
  * codec.method_prefix) with id, or with id nil the notification, whose
  * params are the values that follow, positional (none: no params).
@@ -375,7 +375,7 @@ static int l_send_call(lua_State *L)
 }
 
 /*
- * conn:send_batch(n, list, notify, first_id) -> true | fail, why, kind:
+ * conn:send_batch(n, list, notify, first_id) -> true | false, why, kind:
  * the batch of n messages that list and notify describe (encode.c,
  * jr_batch_size), its requests numbered from first_id, written straight
  * into the send buffer.
