@@ -280,7 +280,7 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
-/* __gc and __close. Normally the wsi is gone by now (the anchor saw to it);
+/* __gc. Normally the wsi is gone by now (the anchor saw to it);
  * only while the Lua state closes can a live wsi remain: lws frees it
  * when the loop destroys the context, and WSI_DESTROY frees the struct. */
 static int l_gc(lua_State *L)
