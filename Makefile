@@ -11,15 +11,16 @@
 #   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
-#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ examples/
+#   make lint       luacheck (Debian: lua-check) over lua/ spec/ bench/ (first in make test);
+#                   make lint-all adds bin/ and examples/
 #   make docs       the reference manual (LDoc, Debian lua-ldoc) into docs/reference/
 
 LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/conn.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
-HDR       = src/jrws.h
+SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/opts.c src/conn.c src/connect.c src/send.c src/receive.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
+HDR       = src/jrws.h src/conn.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \
             pkg-config lua-cjson lua-busted luarocks python3-websockets gcc make \
@@ -46,7 +47,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs demo-deps
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint lint-all conformance docs demo-deps
 
 all: build/$(MODULE)
 
@@ -80,6 +81,7 @@ deps:
 	@{ test -d spec/node/node_modules/ws && test -d spec/node/node_modules/ganache; } || npm ci --prefix spec/node --no-audit --no-fund
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-gc
@@ -137,8 +139,12 @@ install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
 
 # Settings in .luacheckrc.
+# lua/ spec/ bench/ (in make test); lint-all adds bin/ and examples/.
 lint:
-	luacheck lua bin/jsonrpc-ws spec examples
+	luacheck lua spec bench
+
+lint-all:
+	luacheck lua bin/jsonrpc-ws spec bench examples
 
 clean:
 	rm -rf build build-asan src/*.o jsonrpc_websocket

@@ -61,7 +61,7 @@ local function timed_loop(step)
   local warm_end = now() + WARM
   while now() < warm_end do step() end
   local t0, cpu0, calls = now(), clock(), 0
-  local stop_at, t = t0 + seconds, nil
+  local stop_at, t = t0 + seconds
   repeat
     calls = calls + step()
     t = now()

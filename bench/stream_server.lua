@@ -11,7 +11,7 @@ package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.pa
 package.cpath = root .. "/build/?.so;" .. package.cpath
 
 local jsonrpc = require "jsonrpc_websocket"
-local LINK = require("jsonrpc_websocket.client").LINK
+local link_of = require("jsonrpc_websocket.client").link
 
 -- A newHeads-like item (what ganache sends, shortened).
 local ITEM = '{"number":"0x1b4","hash":"0xdc0818cf78f21a8e70579cb46a43643f78291264dda'
@@ -25,7 +25,7 @@ local srv = jsonrpc.listen { port = 0, max_send_queue = 64 * 1024 * 1024,
 srv.eth_subscribe = function() return jsonrpc.peer():subscription().id end
 
 srv.flood = function(method, id, n)
-  local link = rawget(jsonrpc.peer(), LINK)
+  local link = link_of(jsonrpc.peer())
   local text = id
     and ('{"jsonrpc":"2.0","method":"%s","params":{"subscription":"%s","result":%s}}')
       :format(method, id, ITEM)

@@ -65,19 +65,19 @@ end
 
 local script_arg = {}
 for i = 1, #arg do script_arg[i - 1] = arg[i] end
-arg = script_arg -- the script sees its own arguments
+arg = script_arg -- luacheck: ignore (the script sees its own arguments)
 
 -- A Lua hook set with debug.sethook belongs to one coroutine (new ones
 -- inherit the C side but find no Lua function): hook each new coroutine.
 -- Installed before the script runs, so modules that keep a local copy of
 -- coroutine.create get this one.
-local co_create, co_wrap = coroutine.create, coroutine.wrap
-function coroutine.create(fn)
+local co_create = coroutine.create
+function coroutine.create(fn) -- luacheck: ignore (hooks every coroutine)
   local co = co_create(fn)
   debug.sethook(co, sample, "", PERIOD)
   return co
 end
-function coroutine.wrap(fn)
+function coroutine.wrap(fn) -- luacheck: ignore
   local co = coroutine.create(fn)
   return function(...)
     local res = table.pack(coroutine.resume(co, ...))

@@ -168,7 +168,7 @@ end
 
 local box
 local sentinel_owner = {
-  message = function() sched.wake(box, true) end,
+  on_message = function() sched.wake(box, true) end,
 }
 
 --- Pops and dispatches what is queued: the scheduler's own turn, until the

@@ -84,7 +84,7 @@ end)
 -- Hostile peers (spec/hostile.py), run in the background while our loop
 -- serves: their output goes to a file we poll.
 ---------------------------------------------------------------------------
-local LINK = require("jsonrpc_websocket.client").LINK
+local link_of = require("jsonrpc_websocket.client").link
 local hostile = require("hostile_helper").hostile
 
 --- Serves the loop until fn() holds (or fails after `timeout` s).
@@ -111,7 +111,7 @@ local function reports_of(obj)
   return list
 end
 
-local function conn_of(peer_or_server) return rawget(peer_or_server, LINK).conn end
+local function conn_of(peer_or_server) return link_of(peer_or_server).conn end
 
 describe("a bounded send queue", function()
   local KB = 1024
@@ -225,7 +225,7 @@ describe("a server reads only as fast as it answers", function()
     srv:on("error", function(e) reports[#reports + 1] = tostring(e) end)
     local function held_now()
       for _, p in ipairs(srv:peers()) do
-        local held = rawget(p, LINK).held
+        local held = link_of(p).held
         if held then most_held = math.max(most_held, held.last - held.first + 1) end
       end
       return started >= 200
@@ -264,7 +264,7 @@ describe("a server reads only as fast as it answers", function()
     srv:on("disconnect", function(_, code) gone = code end)
     eventually(function()
       for _, p in ipairs(srv:peers()) do
-        most_waiting = math.max(most_waiting, rawget(p, LINK).replies_waiting or 0)
+        most_waiting = math.max(most_waiting, link_of(p).replies_waiting or 0)
       end
       return gone ~= nil
     end, 20 * helper.PATIENCE, "the junk peer's close")

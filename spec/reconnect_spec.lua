@@ -32,11 +32,6 @@ describe("reconnect", function()
   local peer
   after_each(function() if peer then peer.stop() end end)
 
-  local function restart(old)
-    old.stop()
-    return helper.start_peer("--port " .. old.port)
-  end
-
   it("reconnects after the peer process is killed and restarted", function()
     peer = helper.start_peer()
     local s = jsonrpc.Server(peer.url(), { reconnect = FAST, on_error = function() end })

@@ -181,7 +181,7 @@ describe("lifetime", function()
   end)
 
   it("a Server collected with calls in flight and handlers registered", function()
-    local failures, proxy = 0, nil
+    local failures, proxy = 0
     do
       local s = jsonrpc.Server(helper.peer().url())
       s:ws_connect()

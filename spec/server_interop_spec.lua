@@ -123,12 +123,12 @@ describe("our client against our server over wss://", function()
     local srv = jsonrpc.listen { port = 0,
       tls = { cert_file = certs.server_cert, key_file = certs.server_key } }
     srv.add = function(a, b) return a + b end
-    local url = ("wss://127.0.0.1:%d/"):format(srv.port)
-    local c = jsonrpc.Server(url, { tls = { ca_file = certs.ca } })
+    local wss_url = ("wss://127.0.0.1:%d/"):format(srv.port)
+    local c = jsonrpc.Server(wss_url, { tls = { ca_file = certs.ca } })
     c:ws_connect()
     assert.equal(42, c.add(20, 22))
     c:close()
-    local bad = jsonrpc.Server(url)
+    local bad = jsonrpc.Server(wss_url)
     local ok, err = pcall(bad.ws_connect, bad)
     assert.is_false(ok)
     assert.matches("certificate verify failed", err.cause)

@@ -75,33 +75,35 @@ static int jr_push_message(lua_State *L, jr_event *e)
 	jr_conn_trace_in(L, e->conn, e->data, e->len);
 	jr_conn_push_owner(L, e->conn);
 	if (jr_conn_builtin_codec(e->conn)) {
-		lua_pushliteral(L, "response");
+		lua_pushliteral(L, "on_response");
 		if ((n = jr_push_response(L, e->data, e->len)))
 			return 2 + n;
 		lua_pop(L, 1);
-		lua_pushliteral(L, "responses");
+		lua_pushliteral(L, "on_responses");
 		if ((n = jr_push_responses(L, e->data, e->len)))
 			return 2 + n;
 		lua_pop(L, 1);
 	}
-	lua_pushliteral(L, "message");
+	lua_pushliteral(L, "on_message");
 	lua_pushlstring(L, e->data, e->len);
 	lua_pushboolean(L, e->binary);
 	return 4;
 }
 
 /*
- * pop() -> owner, kind, ...  or nothing when the queue is empty.
- *   owner, "open"
- *   owner, "drained": the send queue that was full has room again
- *   owner, "message", data, is_binary
- *   owner, "response", id, result [, true: result is JSON text to decode]
- *   owner, "responses", {id, result, true|nil, ...}, count: a batch of them
+ * pop() -> owner, handler, ...  or nothing when the queue is empty.
+ * The scheduler calls owner[handler](owner, ...): every event handler is
+ * named on_<event>.
+ *   owner, "on_open"
+ *   owner, "on_drained": the send queue that was full has room again
+ *   owner, "on_message", data, is_binary
+ *   owner, "on_response", id, result [, true: result is JSON to decode]
+ *   owner, "on_responses", {id, result, true|nil, ...}, count: a batch
  *          (these two only for conns with builtin_codec: see scan.c)
- *   owner, "closed", code, reason, failure, http_status, was_open,
+ *   owner, "on_closed", code, reason, failure, http_status, was_open,
  *          closed_here, unsent
- *   listener, "accept", conn, address (server.c)
- * `owner` is the Lua value given to connect().
+ *   listener, "on_accept", conn, address (server.c)
+ * `owner` is the Lua value given to connect() or listen().
  */
 static int l_pop(lua_State *L)
 {
@@ -113,7 +115,7 @@ static int l_pop(lua_State *L)
 	switch (e->kind) {
 	case JR_EV_OPEN:
 		jr_conn_push_owner(L, e->conn);
-		lua_pushliteral(L, "open");
+		lua_pushliteral(L, "on_open");
 		n = 2;
 		break;
 	case JR_EV_MESSAGE:
@@ -124,11 +126,11 @@ static int l_pop(lua_State *L)
 		break;
 	case JR_EV_DRAINED:
 		jr_conn_push_owner(L, e->conn);
-		lua_pushliteral(L, "drained");
+		lua_pushliteral(L, "on_drained");
 		n = 2;
 		break;
 	case JR_EV_ACCEPT: /* 0 when its listener closed meanwhile */
-		n = jr_server_push_accept(L, e);
+		n = jr_listener_push_accept(L, e);
 		break;
 	}
 	jr_event_free(e);

@@ -12,26 +12,6 @@
 
 #include "jrws.h"
 
-/* Decimal digits of an integer, without printf. */
-char *jr_write_integer(char *p, lua_Integer v)
-{
-	char digits[24];
-	int n = 0;
-	lua_Unsigned u = (lua_Unsigned)v;
-
-	if (v < 0) {
-		*p++ = '-';
-		u = 0u - u; /* exact for LUA_MININTEGER too */
-	}
-	do {
-		digits[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	while (n)
-		*p++ = digits[--n];
-	return p;
-}
-
 /* Bytes needed for the value at idx, or 0 when it is not simple. */
 static size_t jr_value_size(lua_State *L, int idx)
 {
@@ -72,7 +52,7 @@ static char *jr_write_value(lua_State *L, int idx, char *p)
 		return p + 5;
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx))
-			return jr_write_integer(p, lua_tointeger(L, idx));
+			return jr_json_write_integer(p, lua_tointeger(L, idx));
 		return jr_json_write_float(p, (double)lua_tonumber(L, idx));
 	default:
 		s = lua_tolstring(L, idx, &len);
@@ -120,7 +100,7 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id)
 {
 	if (has_id) {
 		memcpy(p, ",\"id\":", 6);
-		p = jr_write_integer(p + 6, id);
+		p = jr_json_write_integer(p + 6, id);
 	}
 	*p++ = '}';
 	return p;
@@ -192,16 +172,16 @@ static int jr_batch_is_request(lua_State *L, int notify, lua_Integer i)
 }
 
 /* Writes the batch sized by jr_batch_size at p, its requests numbered
- * from first_id; *ids: how many requests. Returns the end. */
+ * from first_id; *nids: how many requests. Returns the end. */
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
-		     lua_Integer first_id, char *p, lua_Integer *ids)
+		     lua_Integer first_id, char *p, lua_Integer *nids)
 {
 	size_t plen, jlen = 0;
 	const char *prefix, *params;
 	int is_request;
 	lua_Integer i;
 
-	*ids = 0;
+	*nids = 0;
 	*p++ = '[';
 	for (i = 1; i <= n; i++) {
 		prefix = jr_batch_entry(L, list, i, &plen, &params, &jlen);
@@ -209,8 +189,8 @@ char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 		if (i > 1)
 			*p++ = ',';
 		p = jr_write_message(p, prefix, plen, params, jlen,
-				     is_request, first_id + *ids);
-		*ids += is_request;
+				     is_request, first_id + *nids);
+		*nids += is_request;
 	}
 	*p++ = ']';
 	return p;

@@ -1,30 +1,29 @@
 /*
  * jsonrpc_websocket.core: the C transport under the Lua face.
  *
- * Layers, bottom-up (leaves aside, a file calls only files listed before it):
+ * Layers, bottom-up (a file calls only files listed before it):
+ *   json.c, scan.c, frame.c, encode.c, opts.c  the leaves, calling none
+ *            of the layers: the built-in JSON codec (decodes straight
+ *            into Lua values, encodes any of them, exact both ways); raw
+ *            JSON scanning (exact ids, batch elements, the responses pop()
+ *            hands over already read); gathered writes (many small
+ *            messages framed into one send()); JSON writing of simple
+ *            params straight into the send buffer; reading option tables.
+ *            scan.c and encode.c use json.c's grammar and writers.
  *   loop.c   the engine: one libuv loop and one libwebsockets context on
  *            it per Lua state, the service step, the queue of events
  *            that callbacks leave for Lua, the clock.
  *   vhost.c  client vhosts, one per transport configuration (TLS files,
  *            compression, proxy), created on first use and cached.
- *   conn.c   a websocket, client or server side: handshake options, TLS
- *            verification, keepalive, send queue, message reassembly,
- *            close; the lws callback for them.
+ *   conn.c, connect.c, send.c, receive.c (private header conn.h)
+ *            a websocket, client or server side: the object and its
+ *            lifetime; connect and its options; the send queue and its
+ *            writes; the lws callback and the receive path.
  *   server.c listening vhosts, accepted sessions (they are jr_conns too),
  *            the authorize hook.
- *   scan.c   raw JSON scanning: exact ids, batch elements, the responses
- *            pop() hands over already read.
- *   frame.c  gathered writes: many small messages framed into one send().
- *   encode.c JSON writing of simple params (numbers, strings, ...) for
- *            the common call, straight into the send buffer.
- *   json.c   the built-in JSON codec (the default): decodes straight into
- *            Lua values and encodes any of them, exact both ways; its
- *            string and number writers are encode.c's too.
  *   drive.c  the engine's Lua face: step, pop (which knows every event
  *            kind and owner), the pollable (pollfd, timeout), teardown.
  *   core.c   luaopen_jsonrpc_websocket_core.
- * The leaves, json.c, scan.c, frame.c and encode.c, call none of the
- * layers (scan.c and encode.c use json.c's grammar and writers).
  *
  * The rule that shapes everything: libwebsockets callbacks never call Lua.
  * They record what happened as a jr_event; Lua pops events after
@@ -44,6 +43,8 @@
 #include <lauxlib.h>
 
 #define JR_LOOP_KEY "jsonrpc_websocket.loop"
+#define JR_FRAG (64 * 1024) /* an outbound fragment, and lws's rx buffer */
+#define JR_HANDSHAKE_TIMEOUT 30 /* seconds, lws's per handshake step */
 #define JR_CONN_MT "jsonrpc_websocket.conn"
 
 typedef struct jr_loop jr_loop;
@@ -51,6 +52,36 @@ typedef struct jr_conn jr_conn;
 typedef struct jr_event jr_event;
 typedef struct jr_vhost jr_vhost;
 typedef struct jr_frames jr_frames;
+
+/*
+ * The two-owner lifetime of a connection (conn.c) and a listener
+ * (server.c): the struct is reached from its Lua userdata (until __gc) and
+ * from an lws object, a wsi or a vhost (until lws destroys it), and is
+ * freed by whichever of the two lets go last.
+ */
+typedef struct jr_owners {
+	int lua; /* the userdata still points to the struct */
+	int lws; /* the wsi or vhost still does */
+} jr_owners;
+
+/* For __gc: the struct the userdata at idx (a box holding a pointer)
+ * points to, and the box emptied; NULL when it was empty already. */
+static inline void *jr_take_pointer(lua_State *L, int idx, const char *mt)
+{
+	void **box = luaL_checkudata(L, idx, mt);
+	void *p = *box;
+
+	*box = NULL;
+	return p;
+}
+
+/* One owner (side: &o->lua or &o->lws) lets go. Returns 1 when the other
+ * has let go too: the caller frees the struct now. */
+static inline int jr_let_go(jr_owners *o, int *side)
+{
+	*side = 0;
+	return !o->lua && !o->lws;
+}
 
 enum jr_event_kind {
 	JR_EV_OPEN,    /* handshake done, messages may flow */
@@ -90,7 +121,7 @@ struct jr_loop {
 	int in_hook;                 /* an authorize hook runs: no service */
 	jr_frames *frames;           /* gathered writes (frame.c), on demand */
 	int flush_pending;           /* a conn has output to flush (conn.c) */
-	jr_conn *to_flush;           /* the conns that have (conn.c) */
+	jr_conn *to_flush;           /* the conns that have (send.c) */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -123,7 +154,13 @@ struct lws_vhost *jr_vhost_for(lua_State *L, jr_loop *loop, int opts,
 			      const struct lws_protocols *protocols);
 void jr_vhost_forget_all(jr_loop *loop);
 
-/* conn.c */
+/* opts.c */
+const char *jr_opt_string(lua_State *L, int opts, const char *key);
+char *jr_dup(lua_State *L, const char *s);
+void jr_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+		  const luaL_Reg *more, lua_CFunction gc, lua_CFunction tostring);
+
+/* conn.c, connect.c, send.c, receive.c (conn.h) */
 int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		void *user, void *in, size_t len);
 void jr_conn_open(lua_State *L);
@@ -146,11 +183,9 @@ void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
 
 /* server.c */
-int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		       void *user, void *in, size_t len);
-int jr_server_push_accept(lua_State *L, jr_event *e);
-void jr_server_open(lua_State *L);
-extern const luaL_Reg jr_server_functions[];
+int jr_listener_push_accept(lua_State *L, jr_event *e);
+void jr_listener_open(lua_State *L);
+extern const luaL_Reg jr_listener_functions[];
 
 /* workers.c */
 typedef struct jr_shared jr_shared;
@@ -171,7 +206,6 @@ unsigned char *jr_frame_append(jr_frames *f, struct lws_context *cx,
 			       size_t len, int masked);
 
 /* encode.c */
-char *jr_write_integer(char *p, lua_Integer v);
 char *jr_write_params_key(char *p);
 char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 /* bytes a message needs beyond its prefix and params: ,"params": ,"id":
@@ -179,7 +213,7 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 #define JR_MESSAGE_TAIL 40
 size_t jr_batch_size(lua_State *L, int list, lua_Integer n);
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
-		     lua_Integer first_id, char *p, lua_Integer *ids);
+		     lua_Integer first_id, char *p, lua_Integer *nids);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];
@@ -190,13 +224,13 @@ extern const luaL_Reg jr_encode_functions[];
 #define JR_JSON_MAX_DEPTH 1000 /* nesting of arrays and objects, both ways */
 #define JR_NUMBER_MAX 32 /* bytes of a written number, at most */
 typedef struct jr_scratch jr_scratch;
-extern const char jr_json_array_key; /* registry key of array_mt */
 void jr_json_open(lua_State *L);
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
 const char *jr_json_skip(const char *p, const char *end);
 size_t jr_json_string_size(const char *s, size_t len);
 char *jr_json_write_string(char *p, const char *s, size_t len);
 char *jr_json_write_float(char *p, double x);
+char *jr_json_write_integer(char *p, lua_Integer v);
 
 /* scan.c */
 int jr_push_response(lua_State *L, const char *text, size_t len);

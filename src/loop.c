@@ -74,8 +74,8 @@ static struct lws_context *jr_create_context(jr_loop *loop)
 	ci.pcontext = &loop->cx_alive; /* lws sets it NULL when it is gone */
 	ci.pt_serv_buf_size = JR_SERV_BUF;
 	ci.fd_limit_per_thread = jr_fd_limit();
-	ci.timeout_secs = 30; /* handshake steps; ws_connect has its own deadline */
-	ci.connect_timeout_secs = 30;
+	ci.timeout_secs = JR_HANDSHAKE_TIMEOUT;
+	ci.connect_timeout_secs = JR_HANDSHAKE_TIMEOUT;
 	lws_set_log_level(jr_log_levels(), jr_log_emit);
 	return lws_create_context(&ci);
 }

@@ -8,7 +8,7 @@
  * authorize hook), ESTABLISHED (a new session, queued as an accept event
  * for Lua), and the listener's own lifetime.
  *
- * Lifetime of struct jr_server: malloc'ed, the Lua userdata holds a
+ * Lifetime of struct jr_listener: malloc'ed, the Lua userdata holds a
  * pointer. lws references its protocol names and retry policy until the
  * vhost is freed, which it may defer until the last session has gone; the
  * vhost's finalize callback tells us (PROTOCOL_DESTROY does not come for a
@@ -23,6 +23,10 @@
  * would only do it in a periodic check, if ever), which lets the
  * vhost be freed at once when no session is left; Lua asks gone() before
  * it lets another listener have that port.
+ *
+ * Why one file of ~700 lines: a listener's vhost, its lws callback, its
+ * sessions' count and the authorize hook all turn on struct jr_listener
+ * and the order lws calls them in; the hook is its own section below.
  *
  * The authorize hook breaks the rule that callbacks never call Lua: lws
  * 4.1 cannot pause an upgrade, so the answer (101 or a real HTTP status)
@@ -44,9 +48,8 @@
 
 #include "jrws.h"
 
-#define JR_SERVER_MT "jsonrpc_websocket.listener"
+#define JR_LISTENER_MT "jsonrpc_websocket.listener"
 #define JR_MAX_PROTOCOLS 8
-#define JR_FRAG (64 * 1024)
 /*
  * lws gives every session an rx buffer of the protocol's rx_buffer_size,
  * malloc'ed at the upgrade and kept for the session's life; one page of
@@ -58,13 +61,12 @@
 #define JR_SESSION_RX 1024
 #define JR_HDR_MAX 4096 /* lws's max_http_header_data: no value is longer */
 
-typedef struct jr_server {
+typedef struct jr_listener {
 	jr_loop *loop;
 	struct lws_vhost *vh;
 	int self_ref;       /* anchors the userdata while open */
-	int ud_alive;
+	jr_owners owners;   /* the userdata and the vhost (jrws.h) */
 	int closed;         /* close() ran: no new sessions, accepts dropped */
-	int vhost_gone;     /* lws has freed the vhost (finalize ran) */
 	int port;
 	int listen_fd;      /* the vhost's listening socket, or -1 */
 	jr_shared *shared;  /* reuse_port: our listening socket (workers.c) */
@@ -78,9 +80,9 @@ typedef struct jr_server {
 	struct lws *hook_wsi; /* the request the hook is looking at */
 	lws_retry_bo_t retry;
 	struct lws_protocols protocols[JR_MAX_PROTOCOLS + 2];
-} jr_server;
+} jr_listener;
 
-static void jr_server_free(jr_server *s)
+static void jr_listener_free(jr_listener *s)
 {
 	int i;
 	for (i = 0; i < JR_MAX_PROTOCOLS; i++)
@@ -89,7 +91,7 @@ static void jr_server_free(jr_server *s)
 	free(s);
 }
 
-static jr_server *jr_server_of(struct lws *wsi)
+static jr_listener *jr_listener_of(struct lws *wsi)
 {
 	const struct lws_protocols *p = wsi ? lws_get_protocol(wsi) : NULL;
 	return p ? p->user : NULL;
@@ -101,7 +103,7 @@ static jr_server *jr_server_of(struct lws *wsi)
  * while the hook runs (the request's header space is freed afterwards). */
 static int l_custom_header(lua_State *L)
 {
-	jr_server *s = lua_touserdata(L, lua_upvalueindex(1));
+	jr_listener *s = lua_touserdata(L, lua_upvalueindex(1));
 	char name[128], value[JR_HDR_MAX];
 	size_t len, i;
 	const char *key = lua_tolstring(L, 2, &len);
@@ -122,7 +124,7 @@ static int l_custom_header(lua_State *L)
 }
 
 /* The request's headers by lower-case name, without the colon. */
-static void jr_push_headers(lua_State *L, jr_server *s)
+static void jr_push_headers(lua_State *L, jr_listener *s)
 {
 	char value[JR_HDR_MAX];
 	int t;
@@ -154,7 +156,7 @@ static void jr_push_headers(lua_State *L, jr_server *s)
 /* Under lua_pcall: (hook, s, path) -> allow, status */
 static int jr_hook_call(lua_State *L)
 {
-	jr_server *s = lua_touserdata(L, 2);
+	jr_listener *s = lua_touserdata(L, 2);
 	jr_push_headers(L, s);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 4);
@@ -164,7 +166,7 @@ static int jr_hook_call(lua_State *L)
 }
 
 /* Runs the Lua hook; returns 0 to accept or the HTTP status to refuse. */
-static int jr_run_hook(struct lws *wsi, jr_server *s, const char *path)
+static int jr_run_hook(struct lws *wsi, jr_listener *s, const char *path)
 {
 	jr_loop *loop = s->loop;
 	lua_State *L = loop->L;
@@ -217,7 +219,7 @@ static const char *jr_reason_phrase(int status)
  * which strict websocket clients (Python websockets) reject as not a
  * valid response to their HTTP/1.1 upgrade.
  */
-static void jr_refuse(struct lws *wsi, int status)
+static void jr_refuse_upgrade(struct lws *wsi, int status)
 {
 	unsigned char buf[LWS_PRE + 256];
 	char body[64];
@@ -231,7 +233,7 @@ static void jr_refuse(struct lws *wsi, int status)
 }
 
 /* Before the 101: the path must match, then the hook must agree. */
-static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
+static int jr_confirm_upgrade(struct lws *wsi, jr_listener *s, const char *in)
 {
 	char path[512];
 	int status = 0;
@@ -248,7 +250,7 @@ static int jr_confirm_upgrade(struct lws *wsi, jr_server *s, const char *in)
 		status = jr_run_hook(wsi, s, path);
 	if (!status)
 		return 0;
-	jr_refuse(wsi, status);
+	jr_refuse_upgrade(wsi, status);
 	return 1;
 }
 
@@ -281,7 +283,7 @@ static void jr_header_value(struct lws *wsi, const char *name, char *buf,
  * the headers a proxy adds after it, "addr\nx-forwarded-for\nx-real-ip"
  * (HTTP header values hold no newline); proxies.lua decides which counts.
  */
-static int jr_accept_address(struct lws *wsi, jr_server *s, char *addr,
+static int jr_accept_address(struct lws *wsi, jr_listener *s, char *addr,
 			     size_t size)
 {
 	char xff[1024], xri[128];
@@ -296,7 +298,7 @@ static int jr_accept_address(struct lws *wsi, jr_server *s, char *addr,
 			xff, xri) < 0;
 }
 
-static int jr_accept(struct lws *wsi, jr_server *s)
+static int jr_accept(struct lws *wsi, jr_listener *s)
 {
 	const struct lws_protocols *p = lws_get_protocol(wsi);
 	char addr[1280], *data;
@@ -329,7 +331,7 @@ static int jr_accept(struct lws *wsi, jr_server *s)
 static void jr_session_ended(struct lws *wsi)
 {
 	jr_conn *c = lws_get_opaque_user_data(wsi);
-	jr_server *s = c ? jr_conn_listener(c) : NULL;
+	jr_listener *s = c ? jr_conn_listener(c) : NULL;
 
 	if (s)
 		s->sessions--;
@@ -338,25 +340,24 @@ static void jr_session_ended(struct lws *wsi)
 /* lws is about to free the vhost: nothing of ours is referenced after */
 static void jr_vhost_finalized(struct lws_vhost *vh, void *arg)
 {
-	jr_server *s = arg;
+	jr_listener *s = arg;
 
 	(void)vh;
-	s->vhost_gone = 1;
 	s->vh = NULL;
-	if (!s->ud_alive)
-		jr_server_free(s);
+	if (jr_let_go(&s->owners, &s->owners.lws))
+		jr_listener_free(s);
 }
 
 /* Every server-side wsi comes here; what is common with client
  * connections (receive, write, close, destroy) is conn.c's. */
-int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+static int jr_listener_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return jr_confirm_upgrade(wsi, jr_server_of(wsi), in);
+		return jr_confirm_upgrade(wsi, jr_listener_of(wsi), in);
 	case LWS_CALLBACK_ESTABLISHED:
-		return jr_accept(wsi, jr_server_of(wsi));
+		return jr_accept(wsi, jr_listener_of(wsi));
 	case LWS_CALLBACK_WSI_DESTROY: /* conn.c frees the session */
 		jr_session_ended(wsi);
 		return jr_callback(wsi, reason, user, in, len);
@@ -365,18 +366,18 @@ int jr_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 }
 
-/* owner, "accept", conn, address -- or nothing if the listener closed
+/* owner, "on_accept", conn, address -- or nothing if the listener closed
  * meanwhile (lws closes that session itself). */
-int jr_server_push_accept(lua_State *L, jr_event *e)
+int jr_listener_push_accept(lua_State *L, jr_event *e)
 {
-	jr_server *s = jr_conn_listener(e->conn);
+	jr_listener *s = jr_conn_listener(e->conn);
 
 	if (!s || s->closed || s->self_ref == LUA_NOREF)
 		return 0;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
 	lua_getiuservalue(L, -1, 1);
 	lua_remove(L, -2);
-	lua_pushliteral(L, "accept");
+	lua_pushliteral(L, "on_accept");
 	jr_conn_push_new(L, e->conn);
 	lua_pushlstring(L, e->data, e->len);
 	return 4;
@@ -432,39 +433,21 @@ static int jr_find_listen_fd(int port)
 
 /* ---- Lua side ----------------------------------------------------------- */
 
-static jr_server *jr_check_server(lua_State *L, int idx)
+static jr_listener *jr_check_listener(lua_State *L, int idx)
 {
-	jr_server **ps = luaL_checkudata(L, idx, JR_SERVER_MT);
+	jr_listener **ps = luaL_checkudata(L, idx, JR_LISTENER_MT);
 	if (!*ps)
 		luaL_argerror(L, idx, "listener already collected");
 	return *ps;
 }
 
-static char *jr_dup(lua_State *L, const char *str)
-{
-	size_t n = strlen(str) + 1;
-	char *d = malloc(n);
-	if (!d)
-		luaL_error(L, "jsonrpc_websocket: out of memory");
-	return memcpy(d, str, n);
-}
-
-static const char *jr_field_string(lua_State *L, int t, const char *key)
-{
-	const char *v;
-	lua_getfield(L, t, key);
-	v = lua_tostring(L, -1);
-	lua_pop(L, 1); /* stays alive in the options table */
-	return v;
-}
-
 /* protocols[0] takes sessions that offer no subprotocol (and plain HTTP,
  * answered 404); the listed subprotocols follow. */
-static void jr_fill_protocols(lua_State *L, jr_server *s, int opts)
+static void jr_fill_protocols(lua_State *L, jr_listener *s, int opts)
 {
 	static const char default_name[] = "jsonrpc-websocket-server";
 	struct lws_protocols proto = {
-		default_name, jr_server_callback, 0, JR_SESSION_RX, 0, NULL,
+		default_name, jr_listener_callback, 0, JR_SESSION_RX, 0, NULL,
 		JR_FRAG
 	};
 	int i, n = 0;
@@ -494,9 +477,9 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 {
 	if (lua_getfield(L, opts, "tls") == LUA_TTABLE) {
 		int t = lua_gettop(L);
-		vi->ssl_cert_filepath = jr_field_string(L, t, "cert_file");
-		vi->ssl_private_key_filepath = jr_field_string(L, t, "key_file");
-		vi->ssl_ca_filepath = jr_field_string(L, t, "ca_file");
+		vi->ssl_cert_filepath = jr_opt_string(L, t, "cert_file");
+		vi->ssl_private_key_filepath = jr_opt_string(L, t, "key_file");
+		vi->ssl_ca_filepath = jr_opt_string(L, t, "ca_file");
 		if (!vi->ssl_cert_filepath || !vi->ssl_private_key_filepath)
 			luaL_error(L, "listen: tls needs cert_file and key_file");
 		/* verify_client: a client without a certificate that ca_file
@@ -516,10 +499,10 @@ static void jr_fill_tls(lua_State *L, struct lws_context_creation_info *vi,
 /* The vhost for opts; the host decides the address family: an IPv4
  * address binds exactly that address (lws would otherwise listen on every
  * interface when IPv6 is on). */
-static void jr_fill_vhost(lua_State *L, jr_server *s,
+static void jr_fill_vhost(lua_State *L, jr_listener *s,
 			  struct lws_context_creation_info *vi, int opts)
 {
-	const char *host = jr_field_string(L, opts, "host");
+	const char *host = jr_opt_string(L, opts, "host");
 	lua_Integer keepalive;
 
 	memset(vi, 0, sizeof *vi);
@@ -552,25 +535,24 @@ static void jr_fill_vhost(lua_State *L, jr_server *s,
 	jr_fill_tls(L, vi, opts);
 }
 
-/* Reads opts into a new jr_server owned by the userdata at the top. */
-static jr_server *jr_new_server(lua_State *L, jr_loop *loop)
+/* Reads opts into a new jr_listener owned by the userdata at the top. */
+static jr_listener *jr_new_listener(lua_State *L, jr_loop *loop)
 {
-	jr_server **ps = lua_newuserdatauv(L, sizeof *ps, 2);
+	jr_listener **ps = lua_newuserdatauv(L, sizeof *ps, 2);
 	*ps = calloc(1, sizeof **ps);
 	if (!*ps)
 		luaL_error(L, "jsonrpc_websocket: out of memory");
-	luaL_setmetatable(L, JR_SERVER_MT);
+	luaL_setmetatable(L, JR_LISTENER_MT);
 	(*ps)->loop = loop;
-	(*ps)->ud_alive = 1;
+	(*ps)->owners.lua = 1; /* owners.lws: 0 until a vhost exists */
 	(*ps)->self_ref = LUA_NOREF;
 	(*ps)->listen_fd = -1;
-	(*ps)->vhost_gone = 1; /* until a vhost exists */
 	return *ps;
 }
 
 /* Closes the listening socket, then destroys the vhost (lws closes any
  * session still open). The vhost may be finalized before this returns. */
-static void jr_server_stop(jr_server *s)
+static void jr_listener_stop(jr_listener *s)
 {
 	struct lws *lw = NULL;
 	int pass;
@@ -597,7 +579,7 @@ static void jr_server_stop(jr_server *s)
 /* nil, why: running out of descriptors is the one cause lws lets us tell */
 static int jr_listen_failed(lua_State *L, int err)
 {
-	lua_pushnil(L);
+	luaL_pushfail(L);
 	if (err == EMFILE || err == ENFILE)
 		lua_pushfstring(L, "cannot listen: %s (raise ulimit -n)",
 				strerror(err));
@@ -612,10 +594,10 @@ static int jr_listen_failed(lua_State *L, int err)
  * sets it on none of its own), so that several processes may listen on
  * one port; the vhost only serves what we accept (workers.c).
  */
-static int jr_listen_shared(lua_State *L, jr_server *s,
+static int jr_listen_shared(lua_State *L, jr_listener *s,
 			    struct lws_context_creation_info *vi)
 {
-	const char *host = jr_field_string(L, 2, "host");
+	const char *host = jr_opt_string(L, 2, "host");
 	int fd;
 
 	if (!jr_bind_shared(L, host ? host : "*", vi->port, 1) ||
@@ -625,7 +607,7 @@ static int jr_listen_shared(lua_State *L, jr_server *s,
 	vi->port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	vi->finalize = jr_vhost_finalized;
 	vi->finalize_arg = s;
-	s->vhost_gone = 0;
+	s->owners.lws = 1;
 	s->vh = lws_create_vhost(jr_loop_context(L, s->loop), vi);
 	if (!s->vh) {
 		close(fd);
@@ -635,7 +617,7 @@ static int jr_listen_shared(lua_State *L, jr_server *s,
 	s->port = (int)lua_tointeger(L, -1);
 	if (!(s->shared = jr_shared_listen(s->loop, s->vh, fd))) {
 		close(fd);
-		jr_server_stop(s);
+		jr_listener_stop(s);
 		return jr_listen_failed(L, ENOMEM);
 	}
 	lua_settop(L, 3);
@@ -658,7 +640,7 @@ static int l_listen(lua_State *L)
 	jr_loop *loop = jr_loop_get(L);
 	struct lws_context_creation_info vi;
 	const char *path;
-	jr_server *s;
+	jr_listener *s;
 	int err;
 
 	luaL_checkany(L, 1);
@@ -666,7 +648,7 @@ static int l_listen(lua_State *L)
 	lua_settop(L, 2);
 	if (loop->in_hook)
 		return luaL_error(L, "listen: not inside an authorize hook");
-	s = jr_new_server(L, loop);                 /* 3 */
+	s = jr_new_listener(L, loop);                 /* 3 */
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, 3, 1);
 	lua_getfield(L, 2, "proxy_headers");
@@ -679,7 +661,7 @@ static int l_listen(lua_State *L)
 	lua_getfield(L, 2, "max_connections");
 	s->max_sessions = luaL_optinteger(L, -1, 0);
 	lua_pop(L, 2);
-	path = jr_field_string(L, 2, "path");
+	path = jr_opt_string(L, 2, "path");
 	if (path && path[0] != '/')
 		return luaL_error(L, "listen: path must start with '/'");
 	if (path)
@@ -691,7 +673,7 @@ static int l_listen(lua_State *L)
 	lua_pop(L, 1);
 	vi.finalize = jr_vhost_finalized;
 	vi.finalize_arg = s;
-	s->vhost_gone = 0;
+	s->owners.lws = 1;
 	errno = 0;
 	s->vh = lws_create_vhost(jr_loop_context(L, loop), &vi);
 	err = errno;
@@ -704,7 +686,7 @@ static int l_listen(lua_State *L)
 	s->listen_fd = jr_find_listen_fd(s->port);
 	if (s->listen_fd < 0) {
 		/* lws keeps a vhost whose socket could not be made */
-		jr_server_stop(s);
+		jr_listener_stop(s);
 		return jr_listen_failed(L, err);
 	}
 	lua_pushvalue(L, 3);
@@ -715,15 +697,15 @@ static int l_listen(lua_State *L)
 
 static int l_port(lua_State *L)
 {
-	lua_pushinteger(L, jr_check_server(L, 1)->port);
+	lua_pushinteger(L, jr_check_listener(L, 1)->port);
 	return 1;
 }
 
 /* listener:close(): stop listening; lws closes sessions still open. The
  * Lua side closes its sessions politely first. */
-static int l_server_close(lua_State *L)
+static int l_listener_close(lua_State *L)
 {
-	jr_server *s = jr_check_server(L, 1);
+	jr_listener *s = jr_check_listener(L, 1);
 
 	if (s->loop->in_hook)
 		return luaL_error(L, "close: not inside an authorize hook");
@@ -732,7 +714,7 @@ static int l_server_close(lua_State *L)
 	luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
 	s->self_ref = LUA_NOREF;
 	if (s->vh)
-		jr_server_stop(s);
+		jr_listener_stop(s);
 	s->closed = 1;
 	return 0;
 }
@@ -740,7 +722,7 @@ static int l_server_close(lua_State *L)
 /* listener:gone(): lws has let go of the port (no vhost left on it) */
 static int l_gone(lua_State *L)
 {
-	lua_pushboolean(L, jr_check_server(L, 1)->vhost_gone);
+	lua_pushboolean(L, !jr_check_listener(L, 1)->owners.lws);
 	return 1;
 }
 
@@ -754,56 +736,46 @@ static int l_adopt(lua_State *L)
 	return 0;
 }
 
-static int l_server_gc(lua_State *L)
+static int l_listener_gc(lua_State *L)
 {
-	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
-	jr_server *s = *ps;
+	jr_listener *s = jr_take_pointer(L, 1, JR_LISTENER_MT);
 
 	if (!s)
 		return 0;
-	*ps = NULL;
 	if (!s->closed && s->vh && s->loop && !s->loop->destroying &&
 	    !s->loop->in_hook)
-		jr_server_stop(s);
-	/* Only now: while ud_alive, finalize leaves s to us. */
-	s->ud_alive = 0;
-	if (s->vhost_gone)
-		jr_server_free(s);
+		jr_listener_stop(s);
+	/* Only now: while the userdata holds s, finalize leaves s to us. */
+	if (jr_let_go(&s->owners, &s->owners.lua))
+		jr_listener_free(s);
 	return 0;
 }
 
-static int l_server_tostring(lua_State *L)
+static int l_listener_tostring(lua_State *L)
 {
-	jr_server **ps = luaL_checkudata(L, 1, JR_SERVER_MT);
-	jr_server *s = *ps;
+	jr_listener **ps = luaL_checkudata(L, 1, JR_LISTENER_MT);
+	jr_listener *s = *ps;
 	lua_pushfstring(L, "jsonrpc_websocket.listener (%s, port %d)",
 			!s ? "collected" : s->closed ? "closed" : "listening",
 			s ? s->port : 0);
 	return 1;
 }
 
-const luaL_Reg jr_server_functions[] = {
+const luaL_Reg jr_listener_functions[] = {
 	{"listen", l_listen},
 	{"adopt", l_adopt},
 	{NULL, NULL}
 };
 
-static const luaL_Reg jr_server_methods[] = {
+static const luaL_Reg jr_listener_methods[] = {
 	{"port", l_port},
 	{"gone", l_gone},
-	{"close", l_server_close},
+	{"close", l_listener_close},
 	{NULL, NULL}
 };
 
-void jr_server_open(lua_State *L)
+void jr_listener_open(lua_State *L)
 {
-	if (luaL_newmetatable(L, JR_SERVER_MT)) {
-		luaL_newlib(L, jr_server_methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_server_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_server_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	jr_new_class(L, JR_LISTENER_MT, jr_listener_methods, NULL,
+		     l_listener_gc, l_listener_tostring);
 }

@@ -29,16 +29,6 @@ static const struct lws_extension jr_extensions[] = {
 	{ NULL, NULL, NULL }
 };
 
-/* Reads opts[key] as an optional string; the string stays alive in opts. */
-static const char *jr_field(lua_State *L, int opts, const char *key)
-{
-	const char *s;
-	lua_getfield(L, opts, key);
-	s = lua_tostring(L, -1);
-	lua_pop(L, 1);
-	return s;
-}
-
 static int jr_flag(lua_State *L, int opts, const char *key)
 {
 	int b;
@@ -60,21 +50,21 @@ static struct lws_vhost *jr_vhost_create(lua_State *L, jr_loop *loop,
 	ci.vhost_name = v->name;
 	ci.protocols = protocols;
 	ci.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
-	ci.timeout_secs = 30;
-	ci.connect_timeout_secs = 30;
+	ci.timeout_secs = JR_HANDSHAKE_TIMEOUT;
+	ci.connect_timeout_secs = JR_HANDSHAKE_TIMEOUT;
 	if (secure) {
 		/* only now: this builds the client SSL_CTX (system CA store) */
 		ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		ci.client_ssl_ca_filepath = jr_field(L, opts, "ca_file");
-		ci.client_ssl_cert_filepath = jr_field(L, opts, "cert_file");
-		ci.client_ssl_private_key_filepath = jr_field(L, opts, "key_file");
+		ci.client_ssl_ca_filepath = jr_opt_string(L, opts, "ca_file");
+		ci.client_ssl_cert_filepath = jr_opt_string(L, opts, "cert_file");
+		ci.client_ssl_private_key_filepath = jr_opt_string(L, opts, "key_file");
 	}
 	if (jr_flag(L, opts, "compress"))
 		ci.extensions = jr_extensions;
 	/* Without an address lws falls back to $http_proxy, for every host
 	 * ($no_proxy is ignored): only the proxy option may route through a
 	 * proxy. An empty address (lws logs "needs to be ads:port") does. */
-	ci.http_proxy_address = jr_field(L, opts, "proxy");
+	ci.http_proxy_address = jr_opt_string(L, opts, "proxy");
 	if (!ci.http_proxy_address && getenv("http_proxy"))
 		ci.http_proxy_address = "";
 	return lws_create_vhost(jr_loop_context(L, loop), &ci);
@@ -92,7 +82,7 @@ static void jr_vhost_key(lua_State *L, int opts, luaL_Buffer *b)
 	luaL_addstring(b, jr_flag(L, opts, "secure") ? "wss" : "ws");
 	luaL_addstring(b, jr_flag(L, opts, "compress") ? " deflate" : " plain");
 	for (i = 0; fields[i]; i++) {
-		const char *s = jr_field(L, opts, fields[i]);
+		const char *s = jr_opt_string(L, opts, fields[i]);
 		luaL_addchar(b, '\n');
 		if (s) {
 			luaL_addstring(b, fields[i]);

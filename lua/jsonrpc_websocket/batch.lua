@@ -117,7 +117,7 @@ local function request_name(self, index)
   return self.link.method_names[e.list[2 * i - 1]]
 end
 
-local function settled(self, left)
+local function answers_left(self, left)
   self.left = left
   if left == 0 then
     self.link:batch_done(self)
@@ -142,7 +142,7 @@ function Batch:waiting_ids(ids)
 end
 
 --- The outcome of request `id` (called by the link's resolve).
-function Batch:deliver(id, ok, value)
+function Batch:resolve(id, ok, value)
   local index = id - self.first + 1
   if ok then
     self.results[index] = { result = value }
@@ -153,10 +153,10 @@ function Batch:deliver(id, ok, value)
     value.method = request_name(self, index)
     self.results[index] = { error = value }
   end
-  settled(self, self.left - 1)
+  answers_left(self, self.left - 1)
 end
 
---- The answers the core has read (see Link:responses), from list[i] on:
+--- The answers the core has read (see Link:on_responses), from list[i] on:
 -- takes the run of them that are this batch's and need no decoding, and
 -- returns the index of the first it left (i when it took none).
 function Batch:take_responses(list, i, last)
@@ -169,7 +169,7 @@ function Batch:take_responses(list, i, last)
     left = left - 1
     i = i + 3
   end
-  settled(self, left)
+  answers_left(self, left)
   return i
 end
 
@@ -180,22 +180,25 @@ local function expire(b)
   end
 end
 
-local function send_batch(link, ...) return link.conn:send_batch(...) end
+-- The list size each link's last batch needed (a hint; weak: batch.lua's
+-- own, not a field of the Link).
+local list_size = setmetatable({}, { __mode = "k" })
 
 --- Builds the batch with fn, sends it, waits for every answer.
 function M.run(link, fn, timeout)
   -- the builder's list starts as large as this link's last batch needed
   local e = { link = link, json = link.json, null = link.null, builtin_codec = link.builtin_codec,
-    n = 0, notifications = 0, list = new_list(link.batch_list_size or 0), methods = {} }
+    n = 0, notifications = 0, list = new_list(list_size[link] or 0), methods = {} }
   fn(setmetatable({ [STATE] = e }, builder_mt))
   if e.n == 0 then return {} end
-  link.batch_list_size = math.min(2 * e.n, MAX_LIST_HINT)
+  list_size[link] = math.min(2 * e.n, MAX_LIST_HINT)
   if link.state ~= "open" or link.max_in_flight then link:await_turn("batch", timeout) end
-  local first, count = link.next_id, e.n - e.notifications
-  link.next_id = first + count
-  local ok, why, kind = link.conn:send_batch(e.n, e.list, e.notify, first)
+  local count = e.n - e.notifications
+  local first = link:reserve_ids(count)
+  local ok, why, kind = link:send_batch(e.n, e.list, e.notify, first)
   if not ok then
-    timeout = link:resend("batch", timeout, why, kind, send_batch, e.n, e.list, e.notify, first)
+    timeout = link:resend("batch", timeout, why, kind, link.send_batch,
+      e.n, e.list, e.notify, first)
   end
   if count == 0 then return {} end
   local b = setmetatable({ link = link, entries = e, first = first, count = count,

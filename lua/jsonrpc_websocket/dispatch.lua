@@ -2,10 +2,28 @@
 -- endpoint's waiting calls, requests and notifications to its handlers,
 -- and nothing a peer sends can raise into unrelated code.
 --
--- An endpoint provides: `json`, `null`, `handlers` (name -> function),
--- `handler_timeout` (seconds or nil), `send(ep, text)` -> ok,
--- `report(ep, err)`, and `settle(ep, response)` for answers to its calls;
--- optionally `streams` (stream.lua), which may take notifications first.
+-- The endpoint interface (a Link is one; docs/design.md, "Contracts").
+-- Read by dispatch:
+--   `json` (codec: encode), `decode(text)` -> value | nil, err, `null`,
+--   `handlers` (name -> function), `handler_timeout` (seconds or nil),
+--   `state` ("open" while messages may flow), `conn` (the core
+--   connection, for conn:reading; nil when gone), `replies_waiting`
+--   (replies waiting for room in the send queue, or nil),
+--   `max_concurrent`, `max_batch` (limits, or nil).
+-- Called by dispatch:
+--   `send(ep, text)` -> ok (a reply; never raises),
+--   `report(ep, err)` (a problem nobody waits for),
+--   `take_response(ep, response)` (a decoded response to a call of ours).
+-- Optional:
+--   `streams` (stream.lua): may take notifications first (`deliver`);
+--   `waits_for(ep, id)` and `resolve(ep, id, ok, value)`: an undecodable
+--   response still fails the call waiting for its id;
+--   `take_response_text(ep, text)` -> bool: a batch element that is a
+--   simple response, read in C (the built-in codec's fast path);
+--   `take_null_id_error(ep, response)` -> bool: an error with id null
+--   fails the oldest batch in flight.
+-- Written by dispatch (its own state on the endpoint): `active`,
+-- `paused`, `held`, `batch_job`, `resume_timer`.
 -- @module jsonrpc_websocket.dispatch
 
 local core = require "jsonrpc_websocket.core"
@@ -26,7 +44,8 @@ local M = {}
 M.task_endpoint = setmetatable({}, { __mode = "k" })
 
 local PARSE_ERROR = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
-local INVALID_REQUEST = '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
+local INVALID_REQUEST =
+  '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}'
 
 --- The text of an error response with the raw id text.
 local function error_response(json, raw_id, code, message, data)
@@ -45,7 +64,7 @@ M.error_response = error_response
 
 -- One element of a batch is done (with `text` to answer, or nothing): the
 -- array goes out when the last one is.
-local function finish(ep, batch, text)
+local function element_done(ep, batch, text)
   if not batch then return end
   local replies = batch.replies
   if text then replies[#replies + 1] = text end
@@ -56,8 +75,8 @@ local function finish(ep, batch, text)
 end
 
 -- Where a reply goes: straight out, or into the batch being collected.
-local function deliver(ep, batch, text)
-  if batch then return finish(ep, batch, text) end
+local function reply(ep, batch, text)
+  if batch then return element_done(ep, batch, text) end
   ep:send(text)
 end
 
@@ -154,9 +173,9 @@ local function handle(ep, call, fn, ...)
       ep:report(ProtocolError(-32000, ("handler for notification '%s' failed: %s")
         :format(call.method, tostring(result))))
     end
-    return finish(ep, call.batch)
+    return element_done(ep, call.batch)
   end
-  deliver(ep, call.batch, outcome_text(ep, call.raw_id, call.method, ok, result))
+  reply(ep, call.batch, outcome_text(ep, call.raw_id, call.method, ok, result))
 end
 
 local function run_handler(ep, call, fn, ...)
@@ -170,10 +189,10 @@ local function handler_expired(ep, call)
   ep:report(ProtocolError(-32603, ("handler for '%s' did not finish within %g s")
     :format(call.method, ep.handler_timeout)))
   if call.raw_id then
-    deliver(ep, call.batch, error_response(ep.json, call.raw_id, -32603,
+    reply(ep, call.batch, error_response(ep.json, call.raw_id, -32603,
       "Internal error: handler timed out"))
   else
-    finish(ep, call.batch)
+    element_done(ep, call.batch)
   end
 end
 
@@ -205,9 +224,9 @@ end
 local function reject(ep, batch, raw_id, code, message, report)
   ep:report(ProtocolError(code, report))
   if raw_id then
-    deliver(ep, batch, error_response(ep.json, raw_id, code, message))
+    reply(ep, batch, error_response(ep.json, raw_id, code, message))
   else
-    finish(ep, batch)
+    element_done(ep, batch)
   end
 end
 
@@ -245,11 +264,11 @@ local function request(ep, msg, text, batch)
       "received a request whose method is not a string")
   end
   local streams = not raw_id and ep.streams -- subscriptions first (stream.lua)
-  if streams and streams:deliver(method, msg.params) then return finish(ep, batch) end
+  if streams and streams:deliver(method, msg.params) then return element_done(ep, batch) end
   local fn = ep.handlers[method]
   if not fn then
-    if not raw_id then return finish(ep, batch) end -- unknown notification
-    return deliver(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+    if not raw_id then return element_done(ep, batch) end -- unknown notification
+    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
   end
   local n, args = arguments(ep, msg.params, text)
   if not n then
@@ -268,7 +287,7 @@ end
 local function response(ep, msg, batch)
   if batch then batch.left = batch.left - 1 end
   local id = msg.id
-  if id == ep.null and ep.settle_null_id and ep:settle_null_id(msg) then return end
+  if id == ep.null and ep.take_null_id_error and ep:take_null_id_error(msg) then return end
   if id == nil or id == ep.null then
     local err = msg.error
     local code, what
@@ -282,7 +301,7 @@ local function response(ep, msg, batch)
       or "received a response with id null (the peer could not read one of "
         .. "our messages?)") .. (what or ""), nil, msg))
   end
-  ep:settle(msg)
+  ep:take_response(msg)
 end
 
 -- One decoded message object (alone or a batch element).
@@ -304,8 +323,8 @@ end
 
 -- A response the codec could not decode (too deep, not JSON) whose id can
 -- still be read: its caller fails with `err` rather than wait forever.
--- Returns true when it settled one.
-local function settle_undecodable(ep, text, err)
+-- Returns true when it resolved one.
+local function resolve_undecodable(ep, text, err)
   if not ep.waits_for then return false end
   local raw = json_member(text, "id")
   if not raw or not (json_member(text, "result") or json_member(text, "error")) then
@@ -319,8 +338,8 @@ local function settle_undecodable(ep, text, err)
   return true
 end
 
--- The decoded message, or nil (reported; `settled` true when it was a
--- response whose caller has its error now, see settle_undecodable).
+-- The decoded message, or nil (reported; `resolved` true when it was a
+-- response whose caller has its error now, see resolve_undecodable).
 local function decode(ep, text)
   local msg, err = ep.decode(text)
   if msg ~= nil then return msg end
@@ -328,14 +347,14 @@ local function decode(ep, text)
   local problem = ProtocolError(-32700, "received a message that is not JSON: "
     .. tostring(err):sub(1, 200))
   ep:report(problem)
-  return nil, settle_undecodable(ep, text, problem)
+  return nil, resolve_undecodable(ep, text, problem)
 end
 
 -- Works through a batch's elements from batch.next on; with a limit on
 -- handlers at once, stops at it and leaves the batch in ep.batch_job.
 local function continue_batch(ep, batch)
   local elements, n, max = batch.elements, batch.n, ep.max_concurrent
-  local settle_fast = ep.settle_fast
+  local take_response_text = ep.take_response_text
   local i = batch.next
   while i <= n do
     if max and (ep.active or 0) >= max then
@@ -345,14 +364,14 @@ local function continue_batch(ep, batch)
     local el = elements[i]
     elements[i] = nil -- done with it: its memory can go
     i = i + 1
-    if settle_fast and settle_fast(ep, el) then
+    if take_response_text and take_response_text(ep, el) then
       batch.left = batch.left - 1 -- a response: nothing to answer
     else
-      local msg, settled = decode(ep, el)
-      if settled then
+      local msg, resolved = decode(ep, el)
+      if resolved then
         batch.left = batch.left - 1 -- a response: nothing to answer
       elseif msg == nil then
-        deliver(ep, batch, PARSE_ERROR)
+        reply(ep, batch, PARSE_ERROR)
       else
         message(ep, msg, el, batch)
       end
@@ -385,8 +404,8 @@ local OPEN_BRACE = ("{"):byte()
 local function incoming(ep, text)
   local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
   if first == "[" then return batch_of(ep, text) end
-  local msg, settled = decode(ep, text)
-  if settled then return end
+  local msg, resolved = decode(ep, text)
+  if resolved then return end
   if msg == nil then return ep:send(PARSE_ERROR) end
   if first == "{" then return message(ep, msg, text) end
   ep:report(ProtocolError(-32600, "received JSON that is not a JSON-RPC message: "

@@ -100,13 +100,13 @@ function Link:resolve(id, ok, value, at_once)
     if not batch then return end
   end
   if self.max_in_flight then self:slot_freed() end
-  if batch then return batch:deliver(id, ok, value) end
+  if batch then return batch:resolve(id, ok, value) end
   if at_once then return resume_now(w, ok, value) end
   wake(w, ok, value)
 end
 
---- A response arrived: hand it to whoever waits for its id.
-function Link:settle(response)
+--- A decoded response arrived (dispatch): resolve the call with its id.
+function Link:take_response(response)
   local id = response.id
   if not self:waits_for(id) then
     if self.expired[id] then
@@ -240,7 +240,7 @@ function Link:await_room(method, deadline, timeout)
 end
 
 --- Core event: the send queue that was full has room again.
-function Link:drained()
+function Link:on_drained()
   self.skipping = nil
   local waiters = self.room_waiters
   if #waiters == 0 then return end
@@ -260,6 +260,20 @@ function Link:resend(method, timeout, why, kind, send, ...)
     if ok then return deadline and deadline - now() end
   end
   send_failed(why, kind, method)
+end
+
+--- Reserves `count` consecutive request ids (a batch's); returns the first.
+function Link:reserve_ids(count)
+  local first = self.next_id
+  self.next_id = first + count
+  return first
+end
+
+--- Sends a batch the core writes itself (conn:send_batch, encode.c): `n`
+-- messages described by `list` and `notify`, requests numbered from
+-- `first`. Returns true, or false, why, kind (as conn:send).
+function Link:send_batch(n, list, notify, first)
+  return self.conn:send_batch(n, list, notify, first)
 end
 
 local function send_text(self, text, id) return self.conn:send(text, id) end
@@ -391,7 +405,7 @@ end
 
 --- An error response with id null: fail the oldest batch in flight with
 -- it. Returns false when no batch waits (then it is only reported).
-function Link:settle_null_id(response)
+function Link:take_null_id_error(response)
   local b = self.batches[1]
   local err = response.error
   if not b or err == nil or err == self.null then return false end
@@ -503,8 +517,8 @@ function Link:emit(event, ...)
   for i = 1, #listeners do sched.spawn_kind("service", listeners[i], ...) end
 end
 
--- Core event handlers (see core.pop).
-function Link:open()
+-- Core event handlers, on_<event> (see core.pop in drive.c).
+function Link:on_open()
   self.state = "open"
   local w = self.connect_waiter
   self.connect_waiter = nil
@@ -527,8 +541,8 @@ local function decode_result(self, text)
   return decoded ~= nil, decoded
 end
 
---- The fast path; true when `text` was such a response and is settled.
-function Link:settle_fast(text)
+--- The fast path; true when `text` was such a response and is resolved.
+function Link:take_response_text(text)
   if not self.builtin_codec then return false end
   local id, value, needs_decode = json_response(text)
   if not (id and self:waits_for(id)) then return false end
@@ -542,14 +556,14 @@ function Link:settle_fast(text)
 end
 
 --- Core event: a message. (A simple response never comes this way when
--- the codec is ours: the core has read it already, see Link:response.)
-function Link:message(text)
+-- the codec is ours: the core has read it already, see Link:on_response.)
+function Link:on_message(text)
   return incoming(self, text)
 end
 
 --- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
-function Link:response(id, value, needs_decode)
+function Link:on_response(id, value, needs_decode)
   if needs_decode then
     local ok, decoded = decode_result(self, value)
     if not ok then -- not JSON after all: the general way says so
@@ -560,12 +574,12 @@ function Link:response(id, value, needs_decode)
   if self.pending[id] or batch_waiting(self, id) then
     return self:resolve(id, true, value, true)
   end
-  self:settle({ jsonrpc = "2.0", id = id, result = value })
+  self:take_response({ jsonrpc = "2.0", id = id, result = value })
 end
 
 --- Core event: a batch answer of such responses, `n` triples in `list`.
 -- A batch takes its own answers in one go (Batch:take_responses).
-function Link:responses(list, n)
+function Link:on_responses(list, n)
   local pending, i, last = self.pending, 1, 3 * n
   while i <= last do
     local id, j = list[i], i
@@ -574,7 +588,7 @@ function Link:responses(list, n)
       if b then j = b:take_responses(list, i, last) end
     end
     if j == i then
-      self:response(id, list[i + 1], list[i + 2])
+      self:on_response(id, list[i + 1], list[i + 2])
       j = i + 3
     end
     i = j
@@ -602,7 +616,7 @@ local function close_cause(self, code, reason, failure, status, closed_here)
   return ("%s (%d)"):format(text, code)
 end
 
-function Link:closed(code, reason, failure, status, was_open, closed_here, unsent)
+function Link:on_closed(code, reason, failure, status, was_open, closed_here, unsent)
   sched.io_ended()
   local by_user = self.state == "closing"
   self.conn, self.state = nil, "closed"
@@ -625,7 +639,7 @@ function Link:closed(code, reason, failure, status, was_open, closed_here, unsen
   local waiters = self.close_waiters
   self.close_waiters = {}
   for i = 1, #waiters do wake(waiters[i], true) end
-  self:drained() -- senders waiting for room: the connection is gone
+  self:on_drained() -- senders waiting for room: the connection is gone
   if not self.reconnecting then self:wake_turns() end
 end
 

@@ -18,7 +18,7 @@ local subscription = require "jsonrpc_websocket.subscription"
 local trace = require "jsonrpc_websocket.trace"
 
 local Link = require "jsonrpc_websocket.link"
-local LINK, methods, proxy = client.LINK, client.methods, client.proxy
+local link_of, wrap, methods, proxy = client.link, client.wrap, client.methods, client.proxy
 local type, pairs, rawget, setmetatable, error, pcall, tostring =
   type, pairs, rawget, setmetatable, error, pcall, tostring
 local waiter, wait, wake, timer, cancel =
@@ -39,12 +39,12 @@ local LISTENER = {}  -- private key: a srv's listener state
 local ports_in_use = {}
 
 local function port_taken(port)
-  local ud = ports_in_use[port]
-  if ud and ud:gone() then
+  local core_listener = ports_in_use[port]
+  if core_listener and core_listener:gone() then
     ports_in_use[port] = nil
     return false
   end
-  return ud ~= nil
+  return core_listener ~= nil
 end
 
 ---------------------------------------------------------------------------
@@ -56,10 +56,10 @@ PeerLink.__index = PeerLink
 -- A peer's connection events are the listener's to tell (with the peer).
 function PeerLink.emit() end
 
-function PeerLink:closed(code, reason, ...)
-  Link.closed(self, code, reason, ...)
+function PeerLink:on_closed(code, reason, ...)
+  Link.on_closed(self, code, reason, ...)
   subscription.peer_gone(self)
-  self.listener:gone(self, code, reason)
+  self.listener:peer_gone(self, code, reason)
 end
 
 local Peer = {
@@ -71,7 +71,7 @@ local Peer = {
 --- peer:subscription([opts]): a subscription this peer can be sent items
 -- on (subscription.lua); return its `id` from the subscribe handler.
 function Peer.subscription(self, opts)
-  return subscription.open(rawget(self, LINK), opts)
+  return subscription.open(link_of(self), opts)
 end
 local peer_mt = { __name = "jsonrpc_websocket.Peer" }
 
@@ -88,7 +88,7 @@ local PEER_FIELDS = {
 peer_mt.__index = function(self, key)
   local method = Peer[key]
   if method then return method end
-  local link = rawget(self, LINK)
+  local link = link_of(self)
   local field = PEER_FIELDS[key]
   if field then return field(link) end
   if type(key) ~= "string" then return nil end
@@ -101,7 +101,7 @@ peer_mt.__newindex = function(_, key)
 end
 
 peer_mt.__tostring = function(self)
-  local link = rawget(self, LINK)
+  local link = link_of(self)
   return ("jsonrpc_websocket.Peer(#%d %s, %s)"):format(link.id, link.address, link.state)
 end
 
@@ -122,7 +122,7 @@ function Listener:emit(event, peer, ...)
   if not list then return end
   for i = 1, #list do
     local co = sched.spawn_kind("service", call_listener, self, list[i], peer, ...)
-    dispatch.task_endpoint[co] = rawget(peer, LINK)
+    dispatch.task_endpoint[co] = link_of(peer)
   end
 end
 
@@ -134,22 +134,22 @@ end
 -- its peers' links (their metatable), not in each link: an idle peer's
 -- Link then keeps a hash part of 32 slots instead of 64 (issue 16: about
 -- 0.8 KB less per idle connection).
-local function peer_class(l)
-  if not l.peer_class then
+local function peer_class(listener)
+  if not listener.peer_class then
     local class = setmetatable({
-      json = l.json, null = l.null, timeout = l.timeout,
-      connect_opts = l.connect_opts, handlers = l.handlers,
-      listeners = l.listeners, handler_timeout = l.handler_timeout,
-      listener = l, max_concurrent = l.max_concurrent, max_batch = l.max_batch,
+      json = listener.json, null = listener.null, timeout = listener.timeout,
+      connect_opts = listener.connect_opts, handlers = listener.handlers,
+      listeners = listener.listeners, handler_timeout = listener.handler_timeout,
+      listener = listener, max_concurrent = listener.max_concurrent, max_batch = listener.max_batch,
     }, { __index = PeerLink })
     class.__index = class
-    l.peer_class = class
+    listener.peer_class = class
   end
-  return l.peer_class
+  return listener.peer_class
 end
 
 --- Core event: a session passed the handshake.
-function Listener:accept(conn, address)
+function Listener:on_accept(conn, address)
   if self.trusted then address = proxies.client_address(self.trusted, address) end
   self.next_peer = self.next_peer + 1
   local class = peer_class(self)
@@ -163,7 +163,7 @@ function Listener:accept(conn, address)
   local q = self.send_queue
   if q then conn:queue_limits(q[1], q[2], q[3]) end
   sched.io_started() -- ended by Link.closed
-  local peer = setmetatable({ [LINK] = link }, peer_mt)
+  local peer = wrap(link, peer_mt)
   link.peer = peer
   if self.trace then
     local fn = self.trace
@@ -179,7 +179,7 @@ function Listener:accept(conn, address)
   self:emit("connect", peer)
 end
 
-function Listener:gone(link, code, reason)
+function Listener:peer_gone(link, code, reason)
   if not self.peers[link] then return end
   local peer = self.peers[link]
   self.peers[link] = nil
@@ -199,50 +199,50 @@ local Srv = {}
 local srv_mt = { __name = "jsonrpc_websocket.Listener" }
 
 local function listener_of(srv)
-  local l = type(srv) == "table" and rawget(srv, LISTENER)
-  if not l then error("expected a jsonrpc_websocket listener (use srv:method())", 3) end
-  return l
+  local listener = type(srv) == "table" and rawget(srv, LISTENER)
+  if not listener then error("expected a jsonrpc_websocket listener (use srv:method())", 3) end
+  return listener
 end
 
 --- Stops listening: closes every peer (1001), waits up to 2 s for them,
 -- then drops the rest. Idempotent.
 function Srv:close()
-  local l = listener_of(self)
-  if l.state ~= "open" then return end
-  l.state = "closing"
-  for link in pairs(l.peers) do
+  local listener = listener_of(self)
+  if listener.state ~= "open" then return end
+  listener.state = "closing"
+  for link in pairs(listener.peers) do
     if link.state == "open" then
       link.state = "closing"
       link.conn:close(1001, "server closing")
     end
   end
-  if l.count > 0 and sched.can_wait() then
+  if listener.count > 0 and sched.can_wait() then
     local w = waiter()
-    l.drained = w
+    listener.drained = w
     local t = timer(CLOSE_WAIT, wake, w, false)
     wait(w)
     cancel(t)
-    l.drained = nil
-    for link in pairs(l.peers) do
+    listener.drained = nil
+    for link in pairs(listener.peers) do
       if link.conn then link.conn:abort() end
     end
   end
-  l.ud:close()
-  if l.ud:gone() then ports_in_use[l.port] = nil end
-  workers.stop(l.workers)
-  l.state = "closed"
+  listener.core:close()
+  if listener.core:gone() then ports_in_use[listener.port] = nil end
+  workers.stop(listener.workers)
+  listener.state = "closed"
   sched.io_ended()
-  local waiters = l.run_waiters
-  l.run_waiters = {}
+  local waiters = listener.run_waiters
+  listener.run_waiters = {}
   for i = 1, #waiters do wake(waiters[i], true) end
 end
 
 --- Serves until srv:close(): blocks, or yields when called in a task.
 function Srv:run()
-  local l = listener_of(self)
-  if l.state == "closed" then return end
+  local listener = listener_of(self)
+  if listener.state == "closed" then return end
   local w = waiter()
-  l.run_waiters[#l.run_waiters + 1] = w
+  listener.run_waiters[#listener.run_waiters + 1] = w
   wait(w)
 end
 
@@ -253,12 +253,12 @@ end
 -- peer.skipped; the first skip since the queue last had room emits
 -- "queue_full" with the peer).
 function Srv:notify_all(method, ...)
-  local l = listener_of(self)
+  local listener = listener_of(self)
   if type(method) ~= "string" then error("bad argument #1 to 'notify_all' (string expected)", 2) end
-  local text = codec.notification(l.handler_link:prefix_for(method),
-    codec.params_from_args(l.json, l.null, ...))
+  local text = codec.notification(listener.handler_link:prefix_for(method),
+    codec.params_from_args(listener.json, listener.null, ...))
   local n, skipped = 0, 0
-  for link, peer in pairs(l.peers) do
+  for link, peer in pairs(listener.peers) do
     if link.state == "open" then
       local ok, _, kind = link.conn:send(text)
       if ok then
@@ -268,7 +268,7 @@ function Srv:notify_all(method, ...)
         link.skipped = link.skipped + 1
         if not link.skipping then
           link.skipping = true
-          l:emit("queue_full", peer)
+          listener:emit("queue_full", peer)
         end
       end
     end
@@ -295,7 +295,7 @@ end
 -- are namespaces ({ app = { add = f } } registers "app.add").
 function Srv:expose(tbl, prefix)
   if type(tbl) ~= "table" then error("bad argument #1 to 'expose' (table expected)", 2) end
-  local l = listener_of(self)
+  local listener = listener_of(self)
   local function walk(t, p, seen)
     if seen[t] then return end
     seen[t] = true
@@ -305,7 +305,7 @@ function Srv:expose(tbl, prefix)
         if type(v) == "table" and not (getmetatable(v) or {}).__call then
           walk(v, name, seen)
         else
-          l.handler_link:register(name, v)
+          listener.handler_link:register(name, v)
         end
       end
     end
@@ -320,7 +320,9 @@ local EVENTS = { connect = true, disconnect = true, error = true, queue_full = t
 -- "error" fn(err), "queue_full" fn(peer) (notify_all skipped the peer).
 -- connect/disconnect/queue_full listeners run as tasks.
 function Srv:on(event, fn)
-  if not EVENTS[event] then error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2) end
+  if not EVENTS[event] then
+    error(("bad argument #1 to 'on' (unknown event '%s')"):format(tostring(event)), 2)
+  end
   if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
   local listeners = listener_of(self).listeners
   listeners[event] = listeners[event] or {}
@@ -330,15 +332,15 @@ end
 srv_mt.__index = function(self, key)
   local method = Srv[key]
   if method then return method end
-  local l = rawget(self, LISTENER)
-  if key == "port" then return l.port end
-  if key == "host" then return l.host end
-  if key == "path" then return l.path end
-  if key == "count" then return l.count end
-  if key == "worker" then return l.workers and l.workers.index or 1 end
-  if key == "workers" then return l.workers and l.workers.count or 1 end
+  local listener = rawget(self, LISTENER)
+  if key == "port" then return listener.port end
+  if key == "host" then return listener.host end
+  if key == "path" then return listener.path end
+  if key == "count" then return listener.count end
+  if key == "worker" then return listener.workers and listener.workers.index or 1 end
+  if key == "workers" then return listener.workers and listener.workers.count or 1 end
   if type(key) ~= "string" then return nil end
-  return proxy(l.handler_link, key) -- srv.app.users.getUsers = fn
+  return proxy(listener.handler_link, key) -- srv.app.users.getUsers = fn
 end
 
 srv_mt.__newindex = function(self, key, fn)
@@ -351,9 +353,9 @@ srv_mt.__newindex = function(self, key, fn)
 end
 
 srv_mt.__tostring = function(self)
-  local l = rawget(self, LISTENER)
+  local listener = rawget(self, LISTENER)
   return ("jsonrpc_websocket.Listener(%s:%d%s, %s, %d peers)")
-    :format(l.host, l.port, l.path or "", l.state, l.count)
+    :format(listener.host, listener.port, listener.path or "", listener.state, listener.count)
 end
 
 srv_mt.__close = function(self) Srv.close(self) end
@@ -365,11 +367,11 @@ srv_mt.__close = function(self) Srv.close(self) end
 -- The user's hook runs inside a libwebsockets callback (see server.c): it
 -- must give an answer at once. Errors refuse with 500; a yield (a call, a
 -- sleep) raises, so it refuses too.
-local function wrap_authorize(l, fn)
+local function wrap_authorize(listener, fn)
   return function(headers, path)
     local ok, allow, status = pcall(fn, headers, path)
     if not ok then
-      l:report("authorize hook failed: " .. tostring(allow))
+      listener:report("authorize hook failed: " .. tostring(allow))
       return false, 500
     end
     if allow then return true end
@@ -386,7 +388,9 @@ local LISTEN_OPTIONS = options.set{
 
 local function check_options(opts)
   options.known(opts, LISTEN_OPTIONS, "listen", 3)
-  if opts.host ~= nil and type(opts.host) ~= "string" then error("option 'host' must be a string", 3) end
+  if opts.host ~= nil and type(opts.host) ~= "string" then
+    error("option 'host' must be a string", 3)
+  end
   local port = opts.port
   if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
     error("option 'port' must be an integer 0..65535", 3)
@@ -417,7 +421,8 @@ local function check_options(opts)
       error("option 'tls.verify_client' must be a boolean", 3)
     end
     if tls.verify_client and type(tls.ca_file) ~= "string" then
-      error("option 'tls.verify_client' needs 'tls.ca_file' (the CA that signs client certificates)", 3)
+      error("option 'tls.verify_client' needs 'tls.ca_file' "
+        .. "(the CA that signs client certificates)", 3)
     end
   end
 end
@@ -429,20 +434,20 @@ local function keepalive_seconds(ka)
   return ka or 0
 end
 
--- The core listener for l. A free port (port 0) is the kernel's choice,
+-- The core listener for listener. A free port (port 0) is the kernel's choice,
 -- which may be one a closed listener of ours still holds: choose again.
-local function bind(l, host, protocols, opts)
+local function bind(listener, host, protocols, opts)
   for _ = 1, 10 do
-    local ud, why = core.listen(l, {
+    local core_listener, why = core.listen(listener, {
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
       max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
       keepalive = keepalive_seconds(opts.keepalive), tls = opts.tls,
-      reuse_port = opts.reuse_port, proxy_headers = l.trusted ~= nil,
-      authorize = opts.authorize and wrap_authorize(l, opts.authorize),
+      reuse_port = opts.reuse_port, proxy_headers = listener.trusted ~= nil,
+      authorize = opts.authorize and wrap_authorize(listener, opts.authorize),
     })
-    if not ud or not port_taken(ud:port()) then return ud, why end
-    ud:close()
+    if not core_listener or not port_taken(core_listener:port()) then return core_listener, why end
+    core_listener:close()
   end
   return nil, "no free port"
 end
@@ -464,7 +469,7 @@ function M.listen(opts)
   if type(protocols) == "string" then protocols = { protocols } end
   local host = opts.host or "127.0.0.1"
   if host == "localhost" then host = "127.0.0.1" end
-  local l = setmetatable({
+  local listener = setmetatable({
     host = host, path = opts.path,
     json = json, null = json.null or codec.null,
     timeout = options.seconds(opts, "timeout", 2),
@@ -478,27 +483,27 @@ function M.listen(opts)
     trusted = proxies.trusted(opts),
     state = "open",
   }, Listener)
-  l.trace = trace.option(opts, "listener", 2)
-  l.handler_link = Link.init({ handlers = l.handlers, json = json,
-    null = l.null, listeners = l.listeners })
+  listener.trace = trace.option(opts, "listener", 2)
+  listener.handler_link = Link.init({ handlers = listener.handlers, json = json,
+    null = listener.null, listeners = listener.listeners })
   if opts.port and opts.port ~= 0 and port_taken(opts.port) then
     error(("listen on %s:%d failed: address in use (by another listener)")
       :format(host, opts.port), 2)
   end
   local w
   opts, w = workers.start(opts, host, 2)
-  l.workers = w
-  local ud, why = bind(l, host, protocols, opts)
+  listener.workers = w
+  local core_listener, why = bind(listener, host, protocols, opts)
   workers.release(w)
-  if not ud then
+  if not core_listener then
     workers.stop(w)
     error(("listen on %s:%d failed: %s"):format(host, opts.port or 0, why), 2)
   end
-  l.ud, l.port = ud, ud:port()
-  ports_in_use[l.port] = ud
+  listener.core, listener.port = core_listener, core_listener:port()
+  ports_in_use[listener.port] = core_listener
   sched.io_started() -- ended by close
-  local srv = setmetatable({ [LISTENER] = l }, srv_mt)
-  l.srv = srv
+  local srv = setmetatable({ [LISTENER] = listener }, srv_mt)
+  listener.srv = srv
   if opts.handlers then
     local ok, err = pcall(Srv.expose, srv, opts.handlers)
     if not ok then -- a bad handler: no listener is left open

@@ -239,19 +239,20 @@ function M.waiter()
   return M.task_waiter(co_running())
 end
 
--- Hands each queued event to its owner (owner:kind(...)). One pcall
+-- Hands each queued event to its owner: owner:on_<event>(...) (core.pop
+-- returns the handler's name). One pcall
 -- covers a run of events; an error is reported to the owner whose event
 -- raised it, and the run goes on with the next event.
 local event_owner
 local function dispatch_run()
   while true do
-    local owner, kind, a, b, c, d, e, f, g = core_pop()
+    local owner, handler, a, b, c, d, e, f, g = core_pop()
     if owner == nil then
       event_owner = nil -- keeps nothing alive between turns
       return
     end
     event_owner = owner
-    owner[kind](owner, a, b, c, d, e, f, g)
+    owner[handler](owner, a, b, c, d, e, f, g)
   end
 end
 
@@ -360,10 +361,15 @@ function M.spawn_kind(kind, fn, ...)
   return co
 end
 
-function M.spawn(fn, ...)
+-- Raises, naming the caller's argument, unless fn is a function.
+local function check_function(fn, caller)
   if type(fn) ~= "function" then
-    error("bad argument #1 to 'spawn' (function expected)", 2)
+    error(("bad argument #1 to '%s' (function expected)"):format(caller), 3)
   end
+end
+
+function M.spawn(fn, ...)
+  check_function(fn, "spawn")
   M.spawn_kind("user", fn, ...)
 end
 
@@ -381,9 +387,7 @@ end
 
 --- Runs fn(...) as a task and drives the loop until every task finished.
 function M.run(fn, ...)
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'run' (function expected)", 2)
-  end
+  check_function(fn, "run")
   local co, main = co_running()
   if not main and tasks[co] then
     error("jsonrpc_websocket.run called from inside a task (use spawn)", 2)
