@@ -1,5 +1,4 @@
--- luacheck (Debian: lua-check): `make lint` runs it over lua/ spec/ bench/ (bin/ and
--- examples/ join it once they are clean: `make lint-all` checks them too).
+-- luacheck (Debian: lua-check): `make lint` runs it over lua/ bin/ spec/ bench/ examples/.
 std = "lua54"
 max_line_length = 100
 include_files = { "lua/**/*.lua", "bin/jsonrpc-ws", "spec/**/*.lua", "bench/**/*.lua", "examples/**/*.lua" }

@@ -11,8 +11,8 @@
 #   make conformance  JSONTestSuite (JSON_TEST_SUITE=checkout) through our server
 #   make soak       memory and fairness under abuse, ~2 min (bench/soak.lua)
 #   make install    luarocks make (what users run)
-#   make lint       luacheck (Debian: lua-check) over lua/ spec/ bench/ (first in make test);
-#                   make lint-all adds bin/ and examples/
+#   make lint       luacheck (Debian: lua-check) over lua/ bin/ spec/ bench/ examples/
+#                   (first in make test)
 #   make docs       the reference manual (LDoc, Debian lua-ldoc) into docs/reference/
 
 LUA      ?= lua5.4
@@ -47,7 +47,7 @@ SANFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FD_ROOM   = n=$$(ulimit -n); [ "$$n" = unlimited ] || [ "$$n" -ge 4096 ] || ulimit -n 4096;
 BUSTED    = busted --lua=$(LUA)
 
-.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint lint-all conformance docs demo-deps
+.PHONY: all deps test test-plain test-asan test-gc valgrind demo bench soak install clean lint conformance docs demo-deps
 
 all: build/$(MODULE)
 
@@ -139,11 +139,8 @@ install:
 	luarocks --lua-version=5.4 make --deps-mode=none jsonrpc-websocket-scm-1.rockspec
 
 # Settings in .luacheckrc.
-# lua/ spec/ bench/ (in make test); lint-all adds bin/ and examples/.
+# Everything we ship or run: lua/ bin/ spec/ bench/ examples/ (first in make test).
 lint:
-	luacheck lua spec bench
-
-lint-all:
 	luacheck lua bin/jsonrpc-ws spec bench examples
 
 clean:

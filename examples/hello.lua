@@ -15,10 +15,10 @@ local users = server.app.users.getUsers()
 print("app.users.getUsers()      -> " .. #users .. " users, first: " .. users[1].name)
 
 -- Errors are objects.
-local ok, err = pcall(server.no.such.method)
+local _, err = pcall(server.no.such.method)
 print("no.such.method()          -> " .. tostring(err) .. " [ProtocolError: "
   .. tostring(jsonrpc.ProtocolError.is(err)) .. "]")
-ok, err = pcall(server.call, server, "slow", { 2, "x" }, { timeout = 0.2 })
+_, err = pcall(server.call, server, "slow", { 2, "x" }, { timeout = 0.2 })
 print("slow(2) with timeout 0.2  -> " .. tostring(err) .. " [TimeoutError: "
   .. tostring(jsonrpc.TimeoutError.is(err)) .. "]")
 

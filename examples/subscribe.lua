@@ -2,13 +2,16 @@
 -- A server of ours offers eth_subscribe("ticks", n): n ticks, one every
 -- 50 ms, then it ends the subscription itself. A client subscribes,
 -- iterates, and also waits on a notification stream.
---   LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" lua5.4 examples/subscribe.lua
+--   LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" \
+--     lua5.4 examples/subscribe.lua
 local jsonrpc = require "jsonrpc_websocket"
 
 -- The server side: a subscription per eth_subscribe call.
 local srv = jsonrpc.listen { port = 0 }
 srv.eth_subscribe = function(kind, n)
-  if kind ~= "ticks" then error(jsonrpc.ProtocolError(-32602, "unknown kind " .. tostring(kind))) end
+  if kind ~= "ticks" then
+    error(jsonrpc.ProtocolError(-32602, "unknown kind " .. tostring(kind)))
+  end
   local peer = jsonrpc.peer()
   local sub = peer:subscription() -- ended by eth_unsubscribe or the peer leaving
   jsonrpc.spawn(function()

@@ -299,6 +299,5 @@ function M.wrap(link, mt)
 end
 
 -- For listen.lua: a server's peers are links too, with these methods.
--- (M.LINK stays until bin/jsonrpc-ws uses a public hook instead.)
-M.proxy, M.methods, M.LINK = proxy, Server, LINK
+M.proxy, M.methods = proxy, Server
 return M
