@@ -174,6 +174,44 @@ describe("cqueues", function()
     assert.equal("calls\t100\techoed\t100\ncq:loop returned\tfalse\n", out)
   end)
 
+  it("runs handlers, timeouts, batches and sleeps in controller coroutines", function()
+    -- each coroutine waits again and again, for answers, timeouts, sleeps
+    local out = cqueues_program [[
+      local cq = cqueues.new()
+      jsonrpc.attach(cq)
+      cq:wrap(function()
+        local s = jsonrpc.Server(PEER)
+        s:ws_connect()
+        s.twice = function(x) return s.add(x, x) end -- the peer calls us back
+        print("handler", math.tointeger(s.call_client("twice", { 21 }).result))
+        local ok, err = pcall(s.call, s, "never", nil, { timeout = 0.1 })
+        print("timeout", ok, jsonrpc.TimeoutError.is(err))
+        print("after timeout", s.add(1, 1))
+        local r = s:batch(function(b) b.add(1, 2); b.echo("x") end)
+        print("batch", r[1].result, r[2].result[1])
+        jsonrpc.sleep(0.01)
+        local sum, left = 0, 4
+        for k = 1, 4 do
+          cq:wrap(function()
+            local mine = 0
+            for i = 1, 50 do
+              mine = mine + s.add(i, k)
+              if i % 10 == 0 then cqueues.sleep(0) end -- cqueues' own wait too
+            end
+            sum, left = sum + mine, left - 1
+            if left == 0 then s:close() end
+          end)
+        end
+        while left > 0 do cqueues.sleep(0.01) end
+        print("sum", sum)
+      end)
+      assert(cq:loop())
+      print("cq:loop returned", jsonrpc.loop:busy())
+    ]]
+    assert.equal("handler\t42\ntimeout\tfalse\ttrue\nafter timeout\t2\nbatch\t3\tx\n"
+      .. "sum\t5600\ncq:loop returned\tfalse\n", out)
+  end)
+
   it("raises a clear error where a call cannot yield", function()
     local out = cqueues_program [[
       local cq = cqueues.new()

@@ -169,10 +169,25 @@ local function cqueues_host(cq)
   local condition = require "cqueues.condition"
   local poke = condition.new()
   local driving = false
+  local poll = cqueues.poll
+  -- Callers whose answer came (their box signalled) and that have not run
+  -- yet. While there are some, the driver waits for the last of them
+  -- rather than for our descriptor: their next calls then go out in one
+  -- step, as they do when our own loop resumes its tasks. (Without this
+  -- the driver runs first in each controller pass, as cqueues resumes the
+  -- thread made ready last first, and steps for a few calls at a time.)
+  local woken = 0
+  local LAST_WOKEN_WITHIN = 0.005 -- s; then the driver steps anyway
 
   local function drive()
     while sched.busy() do
-      cqueues.poll(M.loop, poke)
+      if woken > 0 then
+        if not poll(poke, LAST_WOKEN_WITHIN) then
+          woken = 0 -- a caller that never came back for its answer
+        end
+      else
+        poll(M.loop, poke)
+      end
       host_step()
     end
     driving = false
@@ -188,14 +203,33 @@ local function cqueues_host(cq)
     end
   end
 
+  -- The yield cqueues.poll(cond) and cond:wait() make, without their Lua
+  -- wrappers: the caller is known to run in the controller.
+  local POLL, co_yield = cqueues._POLL, coroutine.yield
   local function await(box)
-    while not box.done do box.cond:wait() end
+    local cond = box.cond
+    while not box.done do co_yield(POLL, cond) end
+    if box.woken then
+      woken = woken - 1
+      if woken <= 0 then
+        woken = 0
+        poke:signal()
+      end
+    end
     return box[1], box[2]
   end
-  local function signal(box) box.cond:signal() end
-  -- one condition per coroutine, made once (a coroutine waits for one
-  -- thing at a time; a signal nobody waits for is dropped)
-  local conds = setmetatable({}, { __mode = "k" })
+  local function signal(box)
+    if not box.woken then
+      box.woken = true
+      woken = woken + 1
+    end
+    box.cond:signal()
+  end
+  -- One box and condition per coroutine, made once and filled again for
+  -- each wait: a coroutine waits for one thing at a time, and nothing is
+  -- woken twice (our own tasks are waiters again and again the same way).
+  -- A signal nobody waits for is dropped.
+  local boxes = setmetatable({}, { __mode = "k" })
 
   local function cannot_wait(_, main)
     if cqueues.running() and (main or not co_isyieldable()) then
@@ -210,15 +244,20 @@ local function cqueues_host(cq)
     kick = kick,
     cannot_wait = cannot_wait,
     waiter = function(co, main)
+      -- a driver that runs needs no poke: what the caller waits for
+      -- pokes it (a send makes our descriptor readable, a timer kicks)
+      local box = boxes[co] -- co has waited in the controller before
+      if box and co_isyieldable() then
+        if not driving then kick() end
+        box[1], box[2], box.done, box.woken = false, false, false, false
+        return box
+      end
       if cqueues.running() and not main and co_isyieldable() then
-        kick()
-        local cond = conds[co]
-        if not cond then
-          cond = condition.new()
-          conds[co] = cond
-        end
-        return { false, false, done = false, cond = cond,
-          await = await, signal = signal }
+        if not driving then kick() end
+        box = { false, false, done = false, cond = condition.new(),
+          woken = false, await = await, signal = signal }
+        boxes[co] = box
+        return box
       end
       local why = cannot_wait(co, main)
       if why then error(why, 0) end
