@@ -96,6 +96,33 @@ describe("luv", function()
       .. "keepalive\tfalse\tkeepalive timeout\nreturned\n", out)
   end)
 
+  it("leaves events over a step's budget to the next step, losing none", function()
+    -- budget 0: each step hands over a few events and leaves the rest
+    local out = luv_program [[
+      print(pcall(jsonrpc.loop.set_step_budget, jsonrpc.loop, -1))
+      jsonrpc.loop:set_step_budget(0)
+      local srv = jsonrpc.listen { port = 0 }
+      srv.add = function(a, b) return a + b end
+      coroutine.wrap(function()
+        local s = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+        s:ws_connect()
+        local n, done = 1000, 0
+        for i = 1, n do
+          coroutine.wrap(function()
+            assert(s.add(i, 1) == i + 1)
+            assert(s.add(i, 2) == i + 2)
+            done = done + 1
+            if done == n then s:close(); srv:close() end
+          end)()
+        end
+      end)()
+      uv.run()
+      print("uv.run returned", jsonrpc.loop:busy())
+    ]]
+    assert.matches("^false\t.*bad argument #1 to 'set_step_budget' %(non%-negative", out)
+    assert.matches("\nuv.run returned\tfalse\n$", out)
+  end)
+
   it("raises a clear error for a call that cannot yield, and for bad attach", function()
     local out = program [[
       local uv = require "luv"
@@ -210,6 +237,32 @@ describe("cqueues", function()
     ]]
     assert.equal("handler\t42\ntimeout\tfalse\ttrue\nafter timeout\t2\nbatch\t3\tx\n"
       .. "sum\t5600\ncq:loop returned\tfalse\n", out)
+  end)
+
+  it("leaves events over a step's budget to the next step, losing none", function()
+    local out = cqueues_program [[
+      local cq = cqueues.new()
+      jsonrpc.attach(cq)
+      jsonrpc.loop:set_step_budget(0)
+      local srv = jsonrpc.listen { port = 0 }
+      srv.add = function(a, b) return a + b end
+      cq:wrap(function()
+        local s = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port))
+        s:ws_connect()
+        local n, done = 1000, 0
+        for i = 1, n do
+          cq:wrap(function()
+            assert(s.add(i, 1) == i + 1)
+            assert(s.add(i, 2) == i + 2)
+            done = done + 1
+            if done == n then print("done", done); s:close(); srv:close() end
+          end)
+        end
+      end)
+      assert(cq:loop())
+      print("cq:loop returned", jsonrpc.loop:busy())
+    ]]
+    assert.equal("done\t1000\ncq:loop returned\tfalse\n", out)
   end)
 
   it("raises a clear error where a call cannot yield", function()

@@ -403,6 +403,13 @@ function Loop:step(seconds) end
 -- @usage while jsonrpc.loop:busy() do cqueues.poll(jsonrpc.loop, jsonrpc.loop:timeout()); jsonrpc.loop:step(0) end
 function Loop:busy() end
 
+--- Sets how long one step may hand events to their handlers; the rest waits
+-- for the next step (timeout() is 0 then), so a host loop's own work waits
+-- at most about that long plus one event's handling. Default 0.0005 s.
+-- @tparam number seconds non-negative
+-- @usage jsonrpc.loop:set_step_budget(0.001)
+function Loop:set_step_budget(seconds) end
+
 --- Errors: the classes are callable and each has `is(value)`.
 -- `TransportError(message [, cause [, method]])`: fields `message`,
 -- `cause`, `method`, `sent`. `TimeoutError`: a kind of TransportError.

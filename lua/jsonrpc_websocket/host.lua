@@ -42,6 +42,18 @@ function Loop:step(seconds)
   return true
 end
 
+--- Sets how long one step may hand events to their handlers before it
+-- leaves the rest to the next step (timeout() is 0 then), so that a host
+-- loop's own work waits at most that long, plus one event's handling and
+-- the engine's I/O. Default 0.0005 s.
+-- @tparam number seconds non-negative
+function Loop:set_step_budget(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("bad argument #1 to 'set_step_budget' (non-negative number expected)", 2)
+  end
+  sched.set_step_budget(seconds)
+end
+
 --- Whether anything of ours can still happen (connections, listeners,
 -- timers, tasks): a hand-written loop may stop when not.
 function Loop:busy() return sched.busy() end

@@ -243,9 +243,23 @@ end
 -- returns the handler's name). One pcall
 -- covers a run of events; an error is reported to the owner whose event
 -- raised it, and the run goes on with the next event.
+-- With a `deadline` (a host loop's step: see M.step), the run stops once
+-- the clock passes it (looked at every EVENTS_PER_LOOK events) and
+-- events_left says that the rest waits for the next step.
 local event_owner
-local function dispatch_run()
+local events_left = false
+local EVENTS_PER_LOOK = 8
+local function dispatch_run(deadline)
+  local n = 0
   while true do
+    if deadline then
+      n = n + 1
+      if n % EVENTS_PER_LOOK == 0 and now() >= deadline then
+        events_left = true
+        event_owner = nil
+        return
+      end
+    end
     local owner, handler, a, b, c, d, e, f, g = core_pop()
     if owner == nil then
       event_owner = nil -- keeps nothing alive between turns
@@ -256,9 +270,10 @@ local function dispatch_run()
   end
 end
 
-local function dispatch_events()
+local function dispatch_events(deadline)
+  events_left = false
   while true do
-    local ok, err = pcall(dispatch_run)
+    local ok, err = pcall(dispatch_run, deadline)
     if ok then return end
     local owner = event_owner
     if owner.report then owner:report(err) else M.report(err) end
@@ -431,11 +446,27 @@ function M.io_ended() io_count = io_count - 1 end
 
 local stepping = false -- inside step(): kicks wait for its end
 
+-- How long one step may hand events to their owners: a host loop's other
+-- work (a luv timer, say) waits for the step, so a step that has more
+-- leaves the rest for the next one (timeout() is 0 then). One event's
+-- handler is not cut: a 1 MB answer still takes the time it takes.
+local step_budget = 0.0005 -- s
+
+--- Sets how long (seconds) a host loop's step may hand events over.
+function M.set_step_budget(seconds) step_budget = seconds end
+
 --- Does the work that is ready: tasks, due timers, I/O (waiting at most
 -- `max_seconds` for it; 0: never waits; nil: until there is some, or
 -- the next timer), and what the events woke.
 function M.step(max_seconds)
   stepping = true
+  if events_left then -- what the last step left: no new I/O before it
+    dispatch_events(now() + step_budget)
+    if ready_head <= ready_tail then run_ready() end
+    core.flush()
+    stepping = false
+    return
+  end
   local t, at = run_due()
   local ms = 0
   if max_seconds ~= 0 and ready_head > ready_tail and yielded_n == 0 then
@@ -447,7 +478,7 @@ function M.step(max_seconds)
     end
     if ms < 0 and io_count == 0 then ms = 0 end
   end
-  if core_step(ms) then dispatch_events() end
+  if core_step(ms) then dispatch_events(now() + step_budget) end
   if ready_head <= ready_tail then run_ready() end
   requeue_yielded()
   core.flush() -- what the step's tasks sent goes now, not a wakeup later
@@ -456,7 +487,7 @@ end
 
 --- Seconds until step() has work even without I/O (0: now), or nil.
 function M.timeout()
-  if ready_head <= ready_tail or yielded_n > 0 then return 0 end
+  if ready_head <= ready_tail or yielded_n > 0 or events_left then return 0 end
   local t = next_timer()
   local ms = core_timeout()
   local s = ms >= 0 and ms / 1000 or nil
@@ -472,7 +503,7 @@ end
 -- a timer, a task ready to run. A host loop lets go of us when not.
 function M.busy()
   return io_count > 0 or ready_head <= ready_tail or yielded_n > 0
-    or next_timer() ~= nil
+    or next_timer() ~= nil or events_left
 end
 
 function M.stepping() return stepping end
