@@ -21,6 +21,9 @@ end
 -- Attached to luv (`uv` is the luv module); with `cqueues` loaded.
 local luv_program = program_with('local uv = require "luv"\njsonrpc.attach(uv)\n')
 local cqueues_program = program_with('local cqueues = require "cqueues"\n')
+-- Attached to a cqueues controller, `cq`.
+local cq_program = program_with('local cqueues = require "cqueues"\n'
+  .. 'local cq = cqueues.new()\njsonrpc.attach(cq)\n')
 
 describe("luv", function()
   it("ticks a 10 ms timer while 1,000 calls wait; serves and calls in one program", function()
@@ -203,9 +206,7 @@ describe("cqueues", function()
 
   it("runs handlers, timeouts, batches and sleeps in controller coroutines", function()
     -- each coroutine waits again and again, for answers, timeouts, sleeps
-    local out = cqueues_program [[
-      local cq = cqueues.new()
-      jsonrpc.attach(cq)
+    local out = cq_program [[
       cq:wrap(function()
         local s = jsonrpc.Server(PEER)
         s:ws_connect()
@@ -240,9 +241,7 @@ describe("cqueues", function()
   end)
 
   it("leaves events over a step's budget to the next step, losing none", function()
-    local out = cqueues_program [[
-      local cq = cqueues.new()
-      jsonrpc.attach(cq)
+    local out = cq_program [[
       jsonrpc.loop:set_step_budget(0)
       local srv = jsonrpc.listen { port = 0 }
       srv.add = function(a, b) return a + b end
@@ -266,9 +265,7 @@ describe("cqueues", function()
   end)
 
   it("raises a clear error where a call cannot yield", function()
-    local out = cqueues_program [[
-      local cq = cqueues.new()
-      jsonrpc.attach(cq)
+    local out = cq_program [[
       cq:wrap(function()
         local s = jsonrpc.Server(PEER)
         s:ws_connect()
