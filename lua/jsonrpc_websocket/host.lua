@@ -216,11 +216,14 @@ local function cqueues_host(cq)
   end
 
   -- The yield cqueues.poll(cond) and cond:wait() make, without their Lua
-  -- wrappers: the caller is known to run in the controller.
+  -- wrappers: the caller is known to run in the controller. `_POLL` is
+  -- cqueues' own marker, not documented API: without it, cond:wait().
   local POLL, co_yield = cqueues._POLL, coroutine.yield
   local function await(box)
     local cond = box.cond
-    while not box.done do co_yield(POLL, cond) end
+    while not box.done do
+      if POLL then co_yield(POLL, cond) else cond:wait() end
+    end
     if box.woken then
       woken = woken - 1
       if woken <= 0 then
