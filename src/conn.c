@@ -4,6 +4,7 @@
  * its lifetime and the split into conn.c, connect.c, send.c and
  * receive.c are described in conn.h.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,36 @@
 #include "conn.h"
 
 /* Copies up to size - 1 bytes of src (NULL: none) into dst, terminated. */
-void jr_set_text(char *dst, size_t size, const void *src, size_t len)
+/* Sets *dst to a copy of src (len bytes, at most size - 1 kept), or to
+ * NULL when that is empty. Out of memory, the text is lost (NULL): it is
+ * only ever a description. */
+void jr_set_text(char **dst, size_t size, const void *src, size_t len)
 {
+	char *s = NULL;
+
 	if (len >= size)
 		len = size - 1;
-	if (src)
-		memcpy(dst, src, len);
-	else
-		len = 0;
-	dst[len] = '\0';
+	if (src && len && (s = malloc(len + 1))) {
+		memcpy(s, src, len);
+		s[len] = '\0';
+	}
+	free(*dst);
+	*dst = s;
+}
+
+/* jr_set_text of a formatted text (size at most JR_FAILURE_SIZE). */
+void jr_set_textf(char **dst, size_t size, const char *fmt, ...)
+{
+	char buf[JR_FAILURE_SIZE];
+	va_list ap;
+	int n;
+
+	if (size > sizeof buf)
+		size = sizeof buf;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	jr_set_text(dst, size, buf, n < 0 ? 0 : strlen(buf));
 }
 
 void jr_conn_free(jr_conn *c)
@@ -41,6 +63,10 @@ void jr_conn_free(jr_conn *c)
 	free(c->auth);
 	free(c->rx);
 	free(c->unsent);
+	free(c->subprotocol);
+	free(c->close_reason);
+	free(c->end_reason);
+	free(c->failure);
 	free(c);
 }
 
@@ -61,7 +87,7 @@ void jr_request_close(jr_conn *c, int code, const char *reason)
 {
 	c->want_close = 1;
 	c->close_code = code;
-	jr_set_text(c->close_reason, sizeof c->close_reason, reason, strlen(reason));
+	jr_set_text(&c->close_reason, JR_REASON_SIZE, reason, strlen(reason));
 }
 
 /* ---- what pop() hands to Lua (drive.c) --------------------------------- */
@@ -132,8 +158,8 @@ int jr_conn_push_closed(lua_State *L, jr_conn *c)
 	lua_pushliteral(L, "on_closed");
 	lua_pushinteger(L, c->end_code ? c->end_code
 				       : LWS_CLOSE_STATUS_ABNORMAL_CLOSE);
-	lua_pushstring(L, c->end_reason);
-	if (c->failure[0])
+	lua_pushstring(L, jr_text(c->end_reason));
+	if (c->failure)
 		lua_pushstring(L, c->failure);
 	else
 		lua_pushnil(L);
@@ -266,7 +292,7 @@ int jr_conn_builtin_codec(const jr_conn *c)
 static int l_subprotocol(lua_State *L)
 {
 	jr_conn *c = jr_check_conn(L, 1);
-	if (!c->subprotocol[0])
+	if (!c->subprotocol)
 		return 0;
 	lua_pushstring(L, c->subprotocol);
 	return 1;
@@ -336,7 +362,7 @@ jr_conn *jr_conn_accepted(jr_loop *loop, struct lws *wsi, size_t max_message,
 	c->raw_frames = 1; /* listeners offer no extensions */
 	c->max_message = max_message ? max_message : JR_DEFAULT_MAX_MESSAGE;
 	if (subprotocol)
-		jr_set_text(c->subprotocol, sizeof c->subprotocol, subprotocol,
+		jr_set_text(&c->subprotocol, JR_SUBPROTOCOL_SIZE, subprotocol,
 			    strlen(subprotocol));
 	lws_set_opaque_user_data(wsi, c);
 	return c;
@@ -387,10 +413,11 @@ void jr_conn_end_detached(jr_conn *c, int code, const char *reason)
 	if (c->want_close) { /* decided here: message too large */
 		c->end_code = c->close_code;
 		c->closed_here = 1;
-		strcpy(c->end_reason, c->close_reason);
+		jr_set_text(&c->end_reason, JR_REASON_SIZE, c->close_reason,
+			    strlen(jr_text(c->close_reason)));
 	} else if (!c->end_code) {
 		c->end_code = code;
-		jr_set_text(c->end_reason, sizeof c->end_reason, reason,
+		jr_set_text(&c->end_reason, JR_REASON_SIZE, reason,
 			    strlen(reason));
 	}
 	if (c->loop)

@@ -55,7 +55,9 @@ struct jr_conn {
 	char **headers; /* name with ':' then value, pairs */
 	int nheaders;
 	char *auth;     /* "Basic ..." or NULL */
-	char subprotocol[64];
+	/* texts a connection seldom has: malloc'ed when set (jr_set_text),
+	 * NULL while empty, freed with it (issue 16: idle memory) */
+	char *subprotocol; /* at most JR_SUBPROTOCOL_SIZE - 1 bytes */
 
 	char *rx;       /* the message being reassembled */
 	size_t rx_len, rx_cap, max_message;
@@ -81,13 +83,13 @@ struct jr_conn {
 	int insecure; /* tls.verify = false: accept any server certificate */
 
 	int want_close, close_code;
-	char close_reason[124];
+	char *close_reason; /* at most JR_REASON_SIZE - 1 bytes */
 	int closed_here; /* we sent the close (asked to, or message too large) */
 
 	/* how it ended, reported with the closed event */
 	int end_code;
-	char end_reason[124];
-	char failure[160];
+	char *end_reason;   /* at most JR_REASON_SIZE - 1 bytes */
+	char *failure;      /* at most JR_FAILURE_SIZE - 1 bytes */
 	int http_status;
 };
 
@@ -101,7 +103,21 @@ static inline jr_conn *jr_check_conn(lua_State *L, int idx)
 	return *pc;
 }
 
-void jr_set_text(char *dst, size_t size, const void *src, size_t len);
+/* the bounds of a conn's texts, terminator included (a close reason fits
+ * a control frame: 125 bytes after the code) */
+#define JR_SUBPROTOCOL_SIZE 64
+#define JR_REASON_SIZE 124
+#define JR_FAILURE_SIZE 160
+
+void jr_set_text(char **dst, size_t size, const void *src, size_t len);
+void jr_set_textf(char **dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A conn's text, "" while it has none. */
+static inline const char *jr_text(const char *s)
+{
+	return s ? s : "";
+}
 jr_conn *jr_conn_alloc(jr_loop *loop);
 jr_conn *jr_new_conn(lua_State *L, jr_loop *loop);
 void jr_conn_free(jr_conn *c);

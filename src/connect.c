@@ -35,7 +35,7 @@ int jr_append_headers(struct lws *wsi, jr_conn *c, void *in, size_t len)
 	}
 	return 0;
 too_big:
-	jr_set_text(c->failure, sizeof c->failure,
+	jr_set_text(&c->failure, JR_FAILURE_SIZE,
 		    "handshake headers too large", 27);
 	return -1;
 }
@@ -52,16 +52,16 @@ static void jr_connect_errno(struct lws *wsi, jr_conn *c)
 	/* only what ends a connect: a reset comes after one (a TLS drop) */
 	if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
 	    err == ETIMEDOUT)
-		snprintf(c->failure, sizeof c->failure,
-			 "Unable to connect: %s", strerror(err));
+		jr_set_textf(&c->failure, JR_FAILURE_SIZE,
+			     "Unable to connect: %s", strerror(err));
 }
 
 /* A TLS server that wants a client certificate accepts the TLS 1.3
  * handshake, then drops the connection without a word. */
 void jr_tls_dropped(jr_conn *c)
 {
-	snprintf(c->failure, sizeof c->failure, "the server closed the TLS "
-		 "connection (does it require a client certificate?)");
+	jr_set_textf(&c->failure, JR_FAILURE_SIZE, "the server closed the TLS "
+		     "connection (does it require a client certificate?)");
 }
 
 /* Whether lws's failure text `in` (len bytes, maybe unterminated) is s. */
@@ -73,16 +73,16 @@ static int jr_failure_is(const char *in, size_t len, const char *s)
 void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
 				size_t len)
 {
-	if (!c->failure[0] && !c->established)
+	if (!c->failure && !c->established)
 		jr_connect_errno(wsi, c);
 	/* lws says "read failed" ("closed before established" on a libuv
 	 * loop) when a TLS server drops us (jr_tls_dropped) */
-	if (!c->failure[0] && c->secure &&
+	if (!c->failure && c->secure &&
 	    (jr_failure_is(in, len, "read failed") ||
 	     jr_failure_is(in, len, "closed before established")))
 		jr_tls_dropped(c);
-	if (!c->failure[0])
-		jr_set_text(c->failure, sizeof c->failure,
+	if (!c->failure)
+		jr_set_text(&c->failure, JR_FAILURE_SIZE,
 			    in ? in : "connection failed",
 			    in ? strnlen(in, len) : 17);
 	c->http_status = (int)lws_http_client_http_response(wsi);
@@ -106,10 +106,10 @@ int jr_cert_verify(jr_conn *c, void *x509_store_ctx, int preverify_ok)
 		X509_STORE_CTX_set_error(x, X509_V_OK);
 		return 0;
 	}
-	if (!c->failure[0])
-		snprintf(c->failure, sizeof c->failure,
-			 "certificate verify failed: %s",
-			 X509_verify_cert_error_string(err));
+	if (!c->failure)
+		jr_set_textf(&c->failure, JR_FAILURE_SIZE,
+			     "certificate verify failed: %s",
+			     X509_verify_cert_error_string(err));
 	return 0;
 }
 
@@ -292,9 +292,9 @@ static int l_connect(lua_State *L)
 	if (!lws_client_connect_via_info(&ic)) {
 		/* lws reports a failed socket() as a failed lookup */
 		int err = jr_out_of_descriptors();
-		if (!c->failure[0] && err)
-			snprintf(c->failure, sizeof c->failure,
-				 "%s (raise ulimit -n)", strerror(err));
+		if (!c->failure && err)
+			jr_set_textf(&c->failure, JR_FAILURE_SIZE,
+				     "%s (raise ulimit -n)", strerror(err));
 		/* lws may have destroyed the wsi already, queueing a closed
 		 * event; the failure is told here instead, and the event
 		 * must not outlive the owner reference dropped below */
@@ -304,7 +304,7 @@ static int l_connect(lua_State *L)
 		c->wsi = NULL;
 		c->owners.lws = 0;
 		luaL_pushfail(L);
-		lua_pushstring(L, c->failure[0] ? c->failure : "connect failed");
+		lua_pushstring(L, c->failure ? c->failure : "connect failed");
 		return 2;
 	}
 	jr_loop_changed(loop);

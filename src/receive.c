@@ -106,7 +106,7 @@ static void jr_peer_closed(jr_conn *c, const unsigned char *in, size_t len)
 	c->peer_closed = 1;
 	if (len >= 2) {
 		c->end_code = (in[0] << 8) | in[1];
-		jr_set_text(c->end_reason, sizeof c->end_reason, in + 2, len - 2);
+		jr_set_text(&c->end_reason, JR_REASON_SIZE, in + 2, len - 2);
 	} else {
 		c->end_code = LWS_CLOSE_STATUS_NO_STATUS;
 	}
@@ -138,10 +138,19 @@ static void jr_client_closed(jr_conn *c)
 	lws_usec_t hangup = (lws_usec_t)c->policy.secs_since_valid_hangup
 			    * LWS_US_PER_SEC;
 
-	if (hangup && !c->closed_here && !c->end_code && !c->failure[0] &&
+	if (hangup && !c->closed_here && !c->end_code && !c->failure &&
 	    lws_now_usecs() - c->last_valid >= hangup - 200 * LWS_US_PER_MS)
-		jr_set_text(c->failure, sizeof c->failure, JR_KEEPALIVE_TIMEOUT,
+		jr_set_text(&c->failure, JR_FAILURE_SIZE, JR_KEEPALIVE_TIMEOUT,
 			    sizeof JR_KEEPALIVE_TIMEOUT - 1);
+}
+
+/* The subprotocol the server chose, if any. */
+static void jr_client_subprotocol(struct lws *wsi, jr_conn *c)
+{
+	char name[JR_SUBPROTOCOL_SIZE];
+	int n = lws_hdr_copy(wsi, name, sizeof name, WSI_TOKEN_PROTOCOL);
+
+	jr_set_text(&c->subprotocol, sizeof name, name, n > 0 ? (size_t)n : 0);
 }
 
 static void jr_established(struct lws *wsi, jr_conn *c)
@@ -171,9 +180,7 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		return jr_append_headers(wsi, c, in, len);
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
-		if (lws_hdr_copy(wsi, c->subprotocol, sizeof c->subprotocol,
-				 WSI_TOKEN_PROTOCOL) < 0)
-			c->subprotocol[0] = '\0';
+		jr_client_subprotocol(wsi, c);
 		/* a negotiated extension (compression) frames its own way */
 		c->raw_frames = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
 		return 0;
@@ -204,10 +211,10 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		jr_connection_error(wsi, c, in, len);
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		if (!c->established && !c->failure[0] && c->secure)
+		if (!c->established && !c->failure && c->secure)
 			jr_tls_dropped(c); /* how it shows on a libuv loop */
-		if (!c->established && !c->failure[0])
-			jr_set_text(c->failure, sizeof c->failure,
+		if (!c->established && !c->failure)
+			jr_set_text(&c->failure, JR_FAILURE_SIZE,
 				    "no handshake response", 21);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:

@@ -48,7 +48,8 @@ static void jr_stalled(lws_sorted_usec_list_t *sul)
 		return;
 	c->end_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
 	c->closed_here = 1;
-	snprintf(c->end_reason, sizeof c->end_reason, JR_QUEUE_FULL);
+	jr_set_text(&c->end_reason, JR_REASON_SIZE, JR_QUEUE_FULL,
+		    strlen(JR_QUEUE_FULL));
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -215,10 +216,11 @@ int jr_writeable(struct lws *wsi, jr_conn *c)
 		c->closing = 1;
 		c->end_code = c->close_code;
 		c->closed_here = 1;
-		strcpy(c->end_reason, c->close_reason);
+		jr_set_text(&c->end_reason, JR_REASON_SIZE, c->close_reason,
+			    strlen(jr_text(c->close_reason)));
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason,
-				 strlen(c->close_reason));
+				 (unsigned char *)jr_text(c->close_reason),
+				 strlen(jr_text(c->close_reason)));
 		/* Not by returning -1 here: on a libuv loop Debian's lws (a
 		 * _DEBUG build) then closes twice, and the second close kills
 		 * the socket before the close frame is out. Returning -1

@@ -34,7 +34,7 @@ local function proxy(link, name)
   local p = link.proxies[name]
   if not p then
     p = setmetatable({ [NAME] = name, [LINK] = link }, proxy_mt)
-    link.proxies[name] = p
+    link:own("proxies")[name] = p
   end
   return p
 end
@@ -113,7 +113,7 @@ function Server:close()
   end
   if link.state == "closed" or not sched.can_wait() then return end
   local w = waiter()
-  local waiters = link.close_waiters
+  local waiters = link:own("close_waiters")
   waiters[#waiters + 1] = w
   local t = timer(CLOSE_WAIT, link.close_expired, link)
   wait(w)

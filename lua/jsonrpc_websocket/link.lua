@@ -29,6 +29,32 @@ local co_yield, WAIT = coroutine.yield, sched.WAIT
 local Link = {}
 Link.__index = Link
 
+--[[ Idle memory (issue 16): a link's bookkeeping tables start as NONE, one
+shared empty table that refuses entries, and a link gets a table of its own
+(Link.own) only when it first stores something there; its counters start as
+defaults here. An idle peer then holds no empty tables and a small hash
+part. Reads (self.pending[id], pairs, #) need no change. ]]
+local NONE = setmetatable({}, { __newindex = function(_, k, v)
+  if v ~= nil then error("link: a shared empty table written (key " .. tostring(k) .. ")", 2) end
+end })
+for _, key in ipairs { "pending", "timers", "expired", "batches", "deadlines", "proxies",
+  "prefixes", "method_names", "close_waiters", "turn_waiters", "room_waiters" } do
+  Link[key] = NONE
+end
+Link.next_id, Link.in_flight, Link.n_expired, Link.deadline_cursor = 1, 0, 0, 1
+Link.state = "closed"
+
+--- The link's own table `key` (one of those starting as NONE), made now
+-- if it has none yet.
+function Link:own(key)
+  local t = self[key]
+  if t == NONE then
+    t = {}
+    self[key] = t
+  end
+  return t
+end
+
 local TIMED_OUT = {} -- what expire() delivers to the waiting caller
 local MAX_EXPIRED = 4096 -- timed-out ids remembered per connection
 Link.TIMED_OUT = TIMED_OUT
@@ -132,7 +158,7 @@ function Link:expire(id)
   -- must not grow this forever, so past a bound the oldest are forgotten
   -- (their late answers, if any, are then reported as unknown ids)
   if self.n_expired >= MAX_EXPIRED then self.expired, self.n_expired = {}, 0 end
-  self.expired[id] = true
+  self:own("expired")[id] = true
   self.n_expired = self.n_expired + 1
   self:resolve(id, false, TIMED_OUT)
 end
@@ -150,7 +176,7 @@ function Link:fail_pending(cause, unsent)
     err.sent = not (unsent and unsent[id])
     self:resolve(id, false, err)
   end
-  self.expired, self.n_expired = {}, 0
+  self.expired, self.n_expired = NONE, 0
   -- no call is left with a deadline: its timer must not keep the link
   -- (and what it holds) alive until it runs out
   cancel(self.deadline_timer)
@@ -217,7 +243,7 @@ local function room_expired(self, w) left_waiting(self.room_waiters, w) end
 -- none) passed first, then `expired(self, w)` took it out of the list.
 local function wait_listed(self, key, expired, deadline)
   local w = waiter()
-  local list = self[key]
+  local list = self:own(key)
   list[#list + 1] = w
   local t = deadline and timer(deadline - now(), expired, self, w)
   local ok = wait(w)
@@ -244,7 +270,7 @@ function Link:on_drained()
   self.skipping = nil
   local waiters = self.room_waiters
   if #waiters == 0 then return end
-  self.room_waiters = {}
+  self.room_waiters = NONE
   for i = 1, #waiters do wake(waiters[i], true) end
 end
 
@@ -293,14 +319,14 @@ frame is small then waits within its first 40 slots. ]]
 -- (the method is named by the prefix of its request).
 function Link:await_answer(id, timeout, prefix)
   local w = task_waiter(co_running())
-  self.pending[id] = w -- the call is pending: with a deadline, or a timer
+  self:own("pending")[id] = w -- the call is pending: with a deadline, or a timer
   if timeout then
     if timeout == self.timeout then
       local at = now() + timeout
-      self.deadlines[id] = at
+      self:own("deadlines")[id] = at
       if not self.deadline_timer then self:arm_deadlines(at) end
     else
-      self.timers[id] = timer(timeout, Link.expire, self, id)
+      self:own("timers")[id] = timer(timeout, Link.expire, self, id)
     end
   end
   if self.max_in_flight then self.in_flight = self.in_flight + 1 end
@@ -391,7 +417,7 @@ end
 -- answer it with one error object whose id is null. Each of its calls
 -- takes a slot (max_in_flight).
 function Link:batch_started(b)
-  local list = self.batches
+  local list = self:own("batches")
   list[#list + 1] = b
   if self.max_in_flight then self.in_flight = self.in_flight + b.count end
 end
@@ -453,7 +479,7 @@ end
 function Link:wake_turns()
   local waiters = self.turn_waiters
   if #waiters == 0 then return end
-  self.turn_waiters = {}
+  self.turn_waiters = NONE
   for i = 1, #waiters do wake(waiters[i], true) end
 end
 
@@ -637,7 +663,7 @@ function Link:on_closed(code, reason, failure, status, was_open, closed_here, un
     if self.streams then self.streams:closed(cause) end
   end
   local waiters = self.close_waiters
-  self.close_waiters = {}
+  self.close_waiters = NONE
   for i = 1, #waiters do wake(waiters[i], true) end
   self:on_drained() -- senders waiting for room: the connection is gone
   if not self.reconnecting then self:wake_turns() end
@@ -750,7 +776,7 @@ function Link:prefix_for(name)
   local prefix = self.prefixes[name]
   if not prefix then
     prefix = codec.method_prefix(self.json, name)
-    self.prefixes[name], self.method_names[prefix] = prefix, name
+    self:own("prefixes")[name], self:own("method_names")[prefix] = prefix, name
   end
   return prefix
 end
@@ -818,18 +844,12 @@ end
 --- Gives `t` the state every link needs (what it lacks) and the class
 -- `class` (Link or a subclass, such as a server's peer).
 function Link.init(t, class)
-  t.state = t.state or "closed"
-  t.next_id = t.next_id or 1
-  t.in_flight = 0
-  t.pending, t.timers, t.expired, t.batches = {}, {}, {}, {}
-  t.n_expired = 0
-  t.deadlines, t.deadline_cursor = {}, 1
-  t.proxies, t.prefixes = t.proxies or {}, t.prefixes or {}
-  t.method_names = t.method_names or {}
-  t.close_waiters, t.turn_waiters, t.room_waiters = {}, {}, {}
-  t.handlers, t.listeners = t.handlers or {}, t.listeners or {}
-  t.params_from_args = t.params_from_args or codec.params_from_args
-  if t.json then
+  -- state, next_id, the counters and the bookkeeping tables: Link's
+  -- defaults (above); what a class (a listener's peers) shares stays there
+  if not t.handlers then t.handlers = {} end
+  if not t.listeners then t.listeners = {} end
+  if not t.params_from_args then t.params_from_args = codec.params_from_args end
+  if t.json and not t.decode then
     t.decode = codec.safe_decoder(t.json)
     t.builtin_codec = codec.is_builtin(t.json)
   end

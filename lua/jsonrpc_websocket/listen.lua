@@ -80,7 +80,14 @@ local PEER_FIELDS = {
   address = function(link) return link.address end,
   id = function(link) return link.id end,
   skipped = function(link) return link.skipped end,
-  data = function(link) return link.data end,
+  data = function(link) -- made on first use (idle memory)
+    local data = link.data
+    if not data then
+      data = {}
+      link.data = data
+    end
+    return data
+  end,
   subprotocol = function(link) return link.subprotocol end,
   server = function(link) return link.listener.srv end,
 }
@@ -141,6 +148,8 @@ local function peer_class(listener)
       connect_opts = listener.connect_opts, handlers = listener.handlers,
       listeners = listener.listeners, handler_timeout = listener.handler_timeout,
       listener = listener, max_concurrent = listener.max_concurrent, max_batch = listener.max_batch,
+      decode = codec.safe_decoder(listener.json), builtin_codec = codec.is_builtin(listener.json),
+      params_from_args = codec.params_from_args, skipped = 0,
     }, { __index = PeerLink })
     class.__index = class
     listener.peer_class = class
@@ -155,8 +164,7 @@ function Listener:on_accept(conn, address)
   local class = peer_class(self)
   local link = Link.init(setmetatable({
     url = "peer " .. address, address = address, id = self.next_peer,
-    subprotocol = conn:subprotocol(), data = {},
-    state = "open", conn = conn, skipped = 0,
+    subprotocol = conn:subprotocol(), state = "open", conn = conn,
   }, class), class)
   core.adopt(conn, link)
   if link.builtin_codec then conn:builtin_codec(true) end
