@@ -120,6 +120,24 @@ describe("server:subscribe", function()
     assert.is_false(subs[2].active)
   end)
 
+  it("remembers boundedly the unsubscribes of collected streams that are never answered", function()
+    local quiet = jsonrpc.listen { port = 0, max_concurrent_requests = 10000,
+      on_error = function() end }
+    local n = 0
+    quiet.eth_subscribe = function() n = n + 1; return n end
+    quiet.eth_unsubscribe = function() jsonrpc.sleep(60) end -- never answers in time
+    local c = jsonrpc.Server(url(quiet), { timeout = 5 })
+    c:ws_connect()
+    local link = require("jsonrpc_websocket.client").link(c)
+    for _ = 1, 4200 do c:subscribe("eth_subscribe", { "x" }) end -- each dropped at once
+    collectgarbage()
+    collectgarbage()
+    eventually(function() return n == 4200 and link.n_expired > 0 end, 20, "the quiet unsubscribes")
+    assert.is_true(link.n_expired <= 4096, "answers remembered: " .. link.n_expired)
+    c:close()
+    quiet:close()
+  end)
+
   it("unsubscribes a stream that is collected without close", function()
     s:subscribe("eth_subscribe", { "forgotten" })
     assert.is_true(subs[1].active)

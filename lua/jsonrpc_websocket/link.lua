@@ -150,16 +150,21 @@ function Link:take_response(response)
   return self:resolve(id, true, self:null_to_nil(response.result))
 end
 
+--- Nobody waits for the answer to request `id` any more: remember it, so
+-- that its answer is dropped quietly. A peer that never answers must not
+-- grow this forever, so past a bound the oldest are forgotten (their late
+-- answers, if any, are then reported as unknown ids).
+function Link:forget_answer(id)
+  if self.n_expired >= MAX_EXPIRED then self.expired, self.n_expired = {}, 0 end
+  self:own("expired")[id] = true
+  self.n_expired = self.n_expired + 1
+end
+
 --- A call's timer ran out: forget the call, fail its caller.
 function Link:expire(id)
   if not self:waits_for(id) then return end
   self.timers[id] = nil
-  -- remember it to drop its late answer quietly; a peer that never answers
-  -- must not grow this forever, so past a bound the oldest are forgotten
-  -- (their late answers, if any, are then reported as unknown ids)
-  if self.n_expired >= MAX_EXPIRED then self.expired, self.n_expired = {}, 0 end
-  self:own("expired")[id] = true
-  self.n_expired = self.n_expired + 1
+  self:forget_answer(id)
   self:resolve(id, false, TIMED_OUT)
 end
 
@@ -191,7 +196,7 @@ function Link:new_id()
 end
 
 --[[ Call deadlines. A timer per call would cost an allocation and heap
-work per call, and cancelled timers would pile up until they expire. But
+work per call (and its cancel more heap work when the answer comes). But
 calls that use the Server's default timeout expire in id order, so they
 only record a deadline, and one timer walks them from the oldest id:
 `deadline_cursor` is the lowest id that may still have one. Calls with
@@ -230,11 +235,15 @@ caller's deadline (nil: none; the queue's own timeout then closes a
 connection whose peer does not read, which wakes the waiters too). ]]
 
 -- Takes waiter w out of `list` (its deadline passed) and wakes it: false.
+-- Not in the list any more: it was woken with true already (the list was
+-- handed over whole), and must not be queued a second time.
 local function left_waiting(list, w)
   for i = 1, #list do
-    if list[i] == w then table.remove(list, i) break end
+    if list[i] == w then
+      table.remove(list, i)
+      return wake(w, false)
+    end
   end
-  wake(w, false)
 end
 
 local function room_expired(self, w) left_waiting(self.room_waiters, w) end

@@ -165,8 +165,7 @@ local function unsubscribe_quietly(link, method, id)
   local ok, params = pcall(codec.params_from_table, link.json, link.null, { id })
   if not ok then return end
   local rid = link:new_id()
-  link:own("expired")[rid] = true -- its answer is nobody's: dropped quietly
-  link.n_expired = link.n_expired + 1
+  link:forget_answer(rid) -- its answer is nobody's: dropped quietly
   pcall(conn.send, conn, codec.request(link:prefix_for(method), params, rid))
 end
 

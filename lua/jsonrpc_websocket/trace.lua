@@ -22,8 +22,8 @@ end
 -- (`where`: the URL, or on a listener the peer).
 function M.stderr(where)
   return function(direction, text, peer)
-    if peer then where = ("peer #%d %s"):format(peer.id, peer.address) end
-    io.stderr:write("jsonrpc_websocket ", where, direction == "out" and " > " or " < ",
+    local who = peer and ("peer #%d %s"):format(peer.id, peer.address) or where
+    io.stderr:write("jsonrpc_websocket ", who, direction == "out" and " > " or " < ",
       text, "\n")
   end
 end
