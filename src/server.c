@@ -598,7 +598,7 @@ static int jr_listen_shared(lua_State *L, jr_listener *s,
 			    struct lws_context_creation_info *vi)
 {
 	const char *host = jr_opt_string(L, 2, "host");
-	int fd;
+	int fd, err;
 
 	if (!jr_bind_shared(L, host ? host : "*", vi->port, 1) ||
 	    lua_isnil(L, -2))
@@ -608,11 +608,13 @@ static int jr_listen_shared(lua_State *L, jr_listener *s,
 	vi->finalize = jr_vhost_finalized;
 	vi->finalize_arg = s;
 	s->owners.lws = 1;
+	errno = 0; /* as l_listen: what lws_create_vhost leaves, not older */
 	s->vh = lws_create_vhost(jr_loop_context(L, s->loop), vi);
+	err = errno;
 	if (!s->vh) {
 		close(fd);
 		s->closed = 1;
-		return jr_listen_failed(L, errno);
+		return jr_listen_failed(L, err);
 	}
 	s->port = (int)lua_tointeger(L, -1);
 	if (!(s->shared = jr_shared_listen(s->loop, s->vh, fd))) {

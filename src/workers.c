@@ -226,6 +226,11 @@ static void jr_shared_ready(uv_poll_t *p, int status, int events)
 	}
 }
 
+static void jr_shared_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 /* Starts accepting on fd (listening, non-blocking) for vh. NULL: failed. */
 jr_shared *jr_shared_listen(jr_loop *loop, struct lws_vhost *vh, int fd)
 {
@@ -236,17 +241,17 @@ jr_shared *jr_shared_listen(jr_loop *loop, struct lws_vhost *vh, int fd)
 	sh->vh = vh;
 	sh->fd = fd;
 	sh->poll.data = sh;
-	if (uv_poll_init(&loop->uv, &sh->poll, fd) ||
-	    uv_poll_start(&sh->poll, UV_READABLE, jr_shared_ready)) {
+	if (uv_poll_init(&loop->uv, &sh->poll, fd)) {
 		free(sh);
 		return NULL;
 	}
+	/* once initialised, the handle is in the loop's list: only uv_close
+	 * may let it go (jr_shared_closed frees sh) */
+	if (uv_poll_start(&sh->poll, UV_READABLE, jr_shared_ready)) {
+		uv_close((uv_handle_t *)&sh->poll, jr_shared_closed);
+		return NULL;
+	}
 	return sh;
-}
-
-static void jr_shared_closed(uv_handle_t *h)
-{
-	free(h->data);
 }
 
 /* Stops accepting and closes the socket (the handle is freed by libuv's
