@@ -11,7 +11,6 @@
 
 #include "conn.h"
 
-/* Copies up to size - 1 bytes of src (NULL: none) into dst, terminated. */
 /* Sets *dst to a copy of src (len bytes, at most size - 1 kept), or to
  * NULL when that is empty. Out of memory, the text is lost (NULL): it is
  * only ever a description. */
@@ -42,6 +41,15 @@ void jr_set_textf(char **dst, size_t size, const char *fmt, ...)
 	n = vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
 	jr_set_text(dst, size, buf, n < 0 ? 0 : strlen(buf));
+}
+
+/* The connection ends by our decision, with `code` and `reason`: what the
+ * closed event reports. */
+void jr_end_here(jr_conn *c, int code, const char *reason)
+{
+	c->end_code = code;
+	c->closed_here = 1;
+	jr_set_text(&c->end_reason, JR_REASON_SIZE, reason, strlen(jr_text(reason)));
 }
 
 void jr_conn_free(jr_conn *c)
@@ -411,10 +419,7 @@ jr_conn *jr_conn_new_detached(lua_State *L, int owner_idx, size_t max_message)
 void jr_conn_end_detached(jr_conn *c, int code, const char *reason)
 {
 	if (c->want_close) { /* decided here: message too large */
-		c->end_code = c->close_code;
-		c->closed_here = 1;
-		jr_set_text(&c->end_reason, JR_REASON_SIZE, c->close_reason,
-			    strlen(jr_text(c->close_reason)));
+		jr_end_here(c, c->close_code, c->close_reason);
 	} else if (!c->end_code) {
 		c->end_code = code;
 		jr_set_text(&c->end_reason, JR_REASON_SIZE, reason,

@@ -110,6 +110,7 @@ static inline jr_conn *jr_check_conn(lua_State *L, int idx)
 #define JR_FAILURE_SIZE 160
 
 void jr_set_text(char **dst, size_t size, const void *src, size_t len);
+void jr_end_here(jr_conn *c, int code, const char *reason);
 void jr_set_textf(char **dst, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

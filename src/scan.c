@@ -271,17 +271,23 @@ static const char *scan_response(lua_State *L, const char *p, const char *end,
 	while (more) {
 		const char *k, *v;
 		size_t klen;
-		if (!(v = member_value(p, end, &k, &klen))
-		    || !(p = skip_value(v, end)))
+		int is_id, is_result;
+		if (!(v = member_value(p, end, &k, &klen)))
 			return NULL;
-		if (klen == 2 && !memcmp(k, "id", 2)) {
+		is_id = klen == 2 && !memcmp(k, "id", 2);
+		is_result = klen == 6 && !memcmp(k, "result", 6);
+		/* error, method, or something unusual: the general path reads it,
+		 * so its value is not checked here first */
+		if (!is_id && !is_result && !(klen == 7 && !memcmp(k, "jsonrpc", 7)))
+			return NULL;
+		if (!(p = skip_value(v, end)))
+			return NULL;
+		if (is_id) {
 			id = v;
 			id_end = p;
-		} else if (klen == 6 && !memcmp(k, "result", 6)) {
+		} else if (is_result) {
 			res = v;
 			res_end = p;
-		} else if (!(klen == 7 && !memcmp(k, "jsonrpc", 7))) {
-			return NULL; /* error, method, or something unusual */
 		}
 		if (!(p = next_item(p, end, '}', &more)))
 			return NULL;

@@ -46,10 +46,7 @@ static void jr_stalled(lws_sorted_usec_list_t *sul)
 
 	if (!c->wsi)
 		return;
-	c->end_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
-	c->closed_here = 1;
-	jr_set_text(&c->end_reason, JR_REASON_SIZE, JR_QUEUE_FULL,
-		    strlen(JR_QUEUE_FULL));
+	jr_end_here(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, JR_QUEUE_FULL);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -214,10 +211,7 @@ int jr_writeable(struct lws *wsi, jr_conn *c)
 		if (c->closing)
 			return 0;
 		c->closing = 1;
-		c->end_code = c->close_code;
-		c->closed_here = 1;
-		jr_set_text(&c->end_reason, JR_REASON_SIZE, c->close_reason,
-			    strlen(jr_text(c->close_reason)));
+		jr_end_here(c, c->close_code, c->close_reason);
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)jr_text(c->close_reason),
 				 strlen(jr_text(c->close_reason)));
