@@ -40,3 +40,98 @@ describe("keepalive", function()
     s:close()
   end)
 end)
+
+-- spec/ping_peer.py: a raw-socket peer that counts the pings it gets and
+-- answers them only when told to (no websocket library in between).
+local sh = require "serve_helper"
+
+-- A ping_peer serving one connection of ours: { port, url(), stop() }.
+local function ping_server(mode, seconds)
+  return helper.start_process(("%s spec/ping_peer.py server %s %s")
+    :format(helper.PYTHON, mode, seconds))
+end
+
+-- Everything a ping_server printed, once it has ended.
+local function output_of(peer)
+  local out = peer.handle:read("a")
+  peer.handle:close()
+  peer.handle = nil
+  return out
+end
+
+-- A ping_peer client of the listener on `port`: wait() -> its output.
+local function ping_client(port, mode, seconds)
+  return sh.spawn(("%s spec/ping_peer.py client 127.0.0.1 %d %s %s")
+    :format(sh.PYTHON, port, mode, seconds))
+end
+
+local function pings(out)
+  return tonumber(out:match("PINGS (%d+)")) or error("no PINGS line in: " .. out)
+end
+
+describe("keepalive, counted by a raw peer", function()
+  it("keeps a peer that answers pings up past several periods, either side", function()
+    local peer = ping_server("answer", 6)
+    local s = jsonrpc.Server(peer.url(), { keepalive = 1, reconnect = false })
+    s:ws_connect()
+    local srv = jsonrpc.listen { port = 0, keepalive = 1 }
+    local job = ping_client(srv.port, "answer", 6)
+    jsonrpc.sleep(5) -- past the hangup deadlines (2 s, 3 s) more than once
+    assert.is_true(s.connected)
+    assert.equal(1, srv.count)
+    local from_server, from_client = output_of(peer), job.wait(30)
+    assert.is_true(pings(from_server) >= 2, from_server)
+    assert.is_true(pings(from_client) >= 2, from_client)
+    assert.not_matches("EOF", from_server)
+    assert.not_matches("EOF", from_client)
+    s:close()
+    srv:close()
+  end)
+
+  it("never pings a connection busy with data, either side", function()
+    local peer = ping_server("busy", 4)
+    local s = jsonrpc.Server(peer.url(), { keepalive = 2, reconnect = false })
+    s:ws_connect()
+    local srv = jsonrpc.listen { port = 0, keepalive = 2 }
+    local job = ping_client(srv.port, "busy", 4)
+    jsonrpc.sleep(3)
+    assert.is_true(s.connected)
+    local from_client = job.wait(30)
+    local from_server = output_of(peer)
+    assert.equal(0, pings(from_server), from_server)
+    assert.equal(0, pings(from_client), from_client)
+    assert.not_matches("EOF", from_client)
+    s:close()
+    srv:close()
+  end)
+
+  it("lets a listener drop a client that reads but never answers a ping", function()
+    local srv = jsonrpc.listen { port = 0, keepalive = 1 }
+    local gone
+    srv:on("disconnect", function() gone = true end)
+    local job = ping_client(srv.port, "mute", 10)
+    helper.eventually(function() return gone end, 10)
+    local out = job.wait(30)
+    assert.is_true(pings(out) >= 1, out)
+    assert.matches("EOF", out) -- dropped, no close frame: it could not answer
+    assert.equal(0, srv.count)
+    srv:close()
+  end)
+
+  it("sends no pings with keepalive = false, either side", function()
+    local peer = ping_server("mute", 4)
+    local s = jsonrpc.Server(peer.url(), { keepalive = false, reconnect = false })
+    s:ws_connect()
+    local srv = jsonrpc.listen { port = 0, keepalive = false }
+    local job = ping_client(srv.port, "mute", 4)
+    jsonrpc.sleep(3)
+    assert.is_true(s.connected)
+    local from_client = job.wait(30)
+    local from_server = output_of(peer)
+    assert.equal(0, pings(from_server), from_server)
+    assert.equal(0, pings(from_client), from_client)
+    assert.not_matches("EOF", from_client)
+    s:close()
+    srv:close()
+  end)
+end)
