@@ -124,7 +124,7 @@ struct jr_loop {
 	int flush_pending;           /* a conn has output to flush (conn.c) */
 	jr_conn *to_flush;           /* the conns that have (send.c) */
 	uv_timer_t sweep;            /* keepalive's sweep (keepalive.c) */
-	unsigned int sweep_ms;       /* its period; 0: stopped */
+	uint64_t sweep_at;           /* when it runs next (uv_now time) */
 	jr_conn *keepalive;          /* the conns that have a keepalive */
 };
 

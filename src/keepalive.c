@@ -11,34 +11,37 @@
  * frame received, a pong: a plain store, jr_keepalive_alive in conn.h)
  * and whether the ping for this idle spell went out. One libuv timer per
  * engine (loop->sweep) walks the connections that have a keepalive
- * (loop->keepalive, their own list) a few times per keepalive period, at
- * most once a second: idle for `ping` seconds, a ping is queued (written
- * by jr_writeable: jr_keepalive_write); silent for `hangup` seconds, the
- * connection is dropped with the failure "keepalive timeout". The timer
- * runs only while that list is not empty: an idle program with no
- * keepalive wakes for nothing. It lives on the engine's uv loop, so a
- * host loop sees it in the engine's timeout (uv_backend_timeout).
+ * (loop->keepalive, their own list) when the earliest of them is due, at
+ * most once a second (four times per ping period when that is shorter):
+ * idle for `ping` seconds, a ping is queued (written by jr_writeable:
+ * jr_keepalive_write); silent for `hangup` seconds, the connection is
+ * dropped with the failure "keepalive timeout". Under many connections
+ * that is one walk a second, O(1) per connection per second; a few idle
+ * ones wake the program once per ping period. The timer runs only while
+ * that list is not empty: a program with no keepalive wakes for nothing.
+ * It lives on the engine's uv loop, so a host loop sees it in the
+ * engine's timeout (uv_backend_timeout).
  */
 #include <string.h>
 
 #include "conn.h"
 
 #define JR_KEEPALIVE_TIMEOUT "keepalive timeout"
-#define JR_SWEEP_MAX_MS 1000 /* the sweep's period, at most */
-#define JR_SWEEPS_PER_PING 4 /* and at least this many per ping period */
+#define JR_SWEEP_GAP_MS 1000 /* sweeps are this far apart at least, */
+#define JR_SWEEPS_PER_PING 4 /* or a quarter of the shortest ping period */
 #define JR_PING_PAYLOAD "keepalive"
 
 /* What every wsi of ours is given as its retry and idle policy: no
  * validity checks (hangup 0), so not lws's default (300 s / 310 s) either. */
 const lws_retry_bo_t jr_no_validity = { .secs_since_valid_hangup = 0 };
 
-/* The sweep's period for a ping period of `ping` seconds: a ping or a
- * hangup is then late by at most a quarter of it, or a second. */
+/* The shortest gap between sweeps for a ping period of `ping` seconds:
+ * a ping or a hangup is then late by at most a quarter of it, or a second. */
 static unsigned int jr_sweep_ms(unsigned int ping)
 {
 	unsigned int ms = ping * 1000 / JR_SWEEPS_PER_PING;
 
-	return ms < JR_SWEEP_MAX_MS ? ms : JR_SWEEP_MAX_MS;
+	return ms < JR_SWEEP_GAP_MS ? ms : JR_SWEEP_GAP_MS;
 }
 
 /* The peer was silent for the hangup time: dropped now, no close frame
@@ -64,49 +67,79 @@ static void jr_keepalive_ping(jr_conn *c)
 }
 
 /*
- * The sweep: every connection with a keepalive, once per period. Closing
- * one may free it (WSI_DESTROY), so the next is taken first; it frees no
- * other. The period follows the shortest ping period still in the list.
+ * One connection at loop time `now`: pinged or dropped when due. Returns
+ * when it is next due (its ping, or its hangup once the ping is out), or
+ * UINT64_MAX when it left the sweep. A later proof of life only moves
+ * that later, so the sweep may sleep until the earliest of them.
+ */
+static uint64_t jr_sweep_one(jr_conn *c, uint64_t now)
+{
+	uint64_t ping = (uint64_t)c->ka_ping * 1000;
+	uint64_t hangup = (uint64_t)c->ka_hangup * 1000;
+
+	if (c->closing || c->peer_closed || c->aborted) {
+		jr_keepalive_stop(c); /* lws times its close out */
+		return UINT64_MAX;
+	}
+	if (now - c->alive_ms >= hangup) {
+		jr_keepalive_expired(c);
+		return UINT64_MAX;
+	}
+	if (now - c->alive_ms >= ping && !c->ping_sent)
+		jr_keepalive_ping(c);
+	return c->alive_ms + (c->ping_sent ? hangup : ping);
+}
+
+static void jr_sweep(uv_timer_t *t);
+
+/* The next sweep at loop time `at`, and not sooner than `gap` ms from
+ * now: under many connections, each sweep deals with a batch of them. */
+static void jr_sweep_at(jr_loop *loop, uint64_t at, unsigned int gap)
+{
+	uint64_t now = uv_now(&loop->uv);
+
+	if (at < now + gap)
+		at = now + gap;
+	loop->sweep_at = at;
+	uv_timer_start(&loop->sweep, jr_sweep, at - now, 0);
+}
+
+/*
+ * The sweep: every connection with a keepalive. Closing one may free it
+ * (WSI_DESTROY), so the next is taken first; it frees no other. It sleeps
+ * until the earliest connection is due, at least the shortest gap its
+ * connections' ping periods allow (jr_sweep_ms).
  */
 static void jr_sweep(uv_timer_t *t)
 {
 	jr_loop *loop = t->data;
-	uint64_t now = uv_now(&loop->uv);
-	unsigned int shortest = JR_SWEEP_MAX_MS;
+	uint64_t now = uv_now(&loop->uv), due = UINT64_MAX;
+	unsigned int gap = JR_SWEEP_GAP_MS;
 	jr_conn *c, *next;
 
 	for (c = loop->keepalive; c; c = next) {
-		uint64_t idle = now - c->alive_ms;
+		uint64_t at;
 
 		next = c->ka_next;
-		if (c->closing || c->peer_closed || c->aborted) {
-			jr_keepalive_stop(c); /* lws times its close out */
+		if ((at = jr_sweep_one(c, now)) == UINT64_MAX)
 			continue;
-		}
-		if (idle >= (uint64_t)c->ka_hangup * 1000) {
-			jr_keepalive_expired(c);
-			continue;
-		}
-		if (idle >= (uint64_t)c->ka_ping * 1000 && !c->ping_sent)
-			jr_keepalive_ping(c);
-		if (jr_sweep_ms(c->ka_ping) < shortest)
-			shortest = jr_sweep_ms(c->ka_ping);
+		if (at < due)
+			due = at;
+		if (jr_sweep_ms(c->ka_ping) < gap)
+			gap = jr_sweep_ms(c->ka_ping);
 	}
-	if (loop->keepalive && shortest != loop->sweep_ms) {
-		loop->sweep_ms = shortest;
-		uv_timer_set_repeat(t, shortest);
-	}
+	if (loop->keepalive)
+		jr_sweep_at(loop, due, gap);
 }
 
 /*
  * c is open: ping it after `ping` idle seconds, drop it after `hangup`
  * silent ones (0: no keepalive). The sweep starts with the first such
- * connection, and runs faster when this one's period needs it.
+ * connection, and comes sooner when this one is due before it.
  */
 void jr_keepalive_start(jr_conn *c, unsigned int ping, unsigned int hangup)
 {
 	jr_loop *loop = c->loop;
-	unsigned int ms;
 
 	if (!ping || !loop || c->ka_pprev)
 		return;
@@ -119,11 +152,9 @@ void jr_keepalive_start(jr_conn *c, unsigned int ping, unsigned int hangup)
 		c->ka_next->ka_pprev = &c->ka_next;
 	c->ka_pprev = &loop->keepalive;
 	loop->keepalive = c;
-	ms = jr_sweep_ms(ping);
-	if (!loop->sweep_ms || ms < loop->sweep_ms) {
-		loop->sweep_ms = ms;
-		uv_timer_start(&loop->sweep, jr_sweep, ms, ms);
-	}
+	if (!uv_is_active((uv_handle_t *)&loop->sweep) ||
+	    c->alive_ms + ping * 1000 < loop->sweep_at)
+		jr_sweep_at(loop, c->alive_ms + ping * 1000, 0);
 }
 
 /* c is closing or gone: out of the sweep, which stops with the last. */
@@ -139,10 +170,8 @@ void jr_keepalive_stop(jr_conn *c)
 		c->ka_next->ka_pprev = c->ka_pprev;
 	c->ka_pprev = NULL;
 	c->ka_next = NULL;
-	if (loop && !loop->keepalive) {
+	if (loop && !loop->keepalive)
 		uv_timer_stop(&loop->sweep);
-		loop->sweep_ms = 0;
-	}
 }
 
 /*
