@@ -69,40 +69,40 @@ local function pings(out)
   return tonumber(out:match("PINGS (%d+)")) or error("no PINGS line in: " .. out)
 end
 
+-- Our client against a ping_server and a ping_client against our listener,
+-- both peers in `mode` for `seconds`, keepalive `ka` on our side. A second
+-- before the peers stop, both connections must still be up. Returns what
+-- the two peers printed: the server, the client.
+local function both_sides(mode, ka, seconds)
+  local peer = ping_server(mode, seconds)
+  local s = jsonrpc.Server(peer.url(), { keepalive = ka, reconnect = false })
+  s:ws_connect()
+  local srv = jsonrpc.listen { port = 0, keepalive = ka }
+  local job = ping_client(srv.port, mode, seconds)
+  jsonrpc.sleep(seconds - 1)
+  assert.is_true(s.connected)
+  assert.equal(1, srv.count)
+  local from_client = job.wait(30) -- serving both meanwhile
+  local from_server = output_of(peer)
+  s:close()
+  srv:close()
+  assert.not_matches("EOF", from_server)
+  assert.not_matches("EOF", from_client)
+  return from_server, from_client
+end
+
 describe("keepalive, counted by a raw peer", function()
   it("keeps a peer that answers pings up past several periods, either side", function()
-    local peer = ping_server("answer", 6)
-    local s = jsonrpc.Server(peer.url(), { keepalive = 1, reconnect = false })
-    s:ws_connect()
-    local srv = jsonrpc.listen { port = 0, keepalive = 1 }
-    local job = ping_client(srv.port, "answer", 6)
-    jsonrpc.sleep(5) -- past the hangup deadlines (2 s, 3 s) more than once
-    assert.is_true(s.connected)
-    assert.equal(1, srv.count)
-    local from_server, from_client = output_of(peer), job.wait(30)
+    -- past the hangup deadlines (2 s, 3 s) more than once
+    local from_server, from_client = both_sides("answer", 1, 6)
     assert.is_true(pings(from_server) >= 2, from_server)
     assert.is_true(pings(from_client) >= 2, from_client)
-    assert.not_matches("EOF", from_server)
-    assert.not_matches("EOF", from_client)
-    s:close()
-    srv:close()
   end)
 
   it("never pings a connection busy with data, either side", function()
-    local peer = ping_server("busy", 4)
-    local s = jsonrpc.Server(peer.url(), { keepalive = 2, reconnect = false })
-    s:ws_connect()
-    local srv = jsonrpc.listen { port = 0, keepalive = 2 }
-    local job = ping_client(srv.port, "busy", 4)
-    jsonrpc.sleep(3)
-    assert.is_true(s.connected)
-    local from_client = job.wait(30)
-    local from_server = output_of(peer)
+    local from_server, from_client = both_sides("busy", 2, 4)
     assert.equal(0, pings(from_server), from_server)
     assert.equal(0, pings(from_client), from_client)
-    assert.not_matches("EOF", from_client)
-    s:close()
-    srv:close()
   end)
 
   it("lets a listener drop a client that reads but never answers a ping", function()
@@ -119,19 +119,8 @@ describe("keepalive, counted by a raw peer", function()
   end)
 
   it("sends no pings with keepalive = false, either side", function()
-    local peer = ping_server("mute", 4)
-    local s = jsonrpc.Server(peer.url(), { keepalive = false, reconnect = false })
-    s:ws_connect()
-    local srv = jsonrpc.listen { port = 0, keepalive = false }
-    local job = ping_client(srv.port, "mute", 4)
-    jsonrpc.sleep(3)
-    assert.is_true(s.connected)
-    local from_client = job.wait(30)
-    local from_server = output_of(peer)
+    local from_server, from_client = both_sides("mute", false, 4)
     assert.equal(0, pings(from_server), from_server)
     assert.equal(0, pings(from_client), from_client)
-    assert.not_matches("EOF", from_client)
-    s:close()
-    srv:close()
   end)
 end)
