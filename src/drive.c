@@ -66,8 +66,9 @@ static int l_timeout(lua_State *L)
 	return 1;
 }
 
-/* A message, or the response it is when it is a simple one (scan.c):
- * read here, it never becomes a Lua string. Returns how many pushed. */
+/* A message, or the response or request it is when it is a simple one
+ * (scan.c): read here, it never becomes a Lua string. Returns how many
+ * pushed. */
 static int jr_push_message(lua_State *L, jr_event *e)
 {
 	int n;
@@ -81,6 +82,10 @@ static int jr_push_message(lua_State *L, jr_event *e)
 		lua_pop(L, 1);
 		lua_pushliteral(L, "on_responses");
 		if ((n = jr_push_responses(L, e->data, e->len)))
+			return 2 + n;
+		lua_pop(L, 1);
+		lua_pushliteral(L, "on_request");
+		if ((n = jr_push_request(L, e->data, e->len)))
 			return 2 + n;
 		lua_pop(L, 1);
 	}
@@ -99,7 +104,9 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "on_message", data, is_binary
  *   owner, "on_response", id, result [, true: result is JSON to decode]
  *   owner, "on_responses", {id, result, true|nil, ...}, count: a batch
- *          (these two only for conns with builtin_codec: see scan.c)
+ *   owner, "on_request", method, params, params_is_object, raw_id: a
+ *          request (raw_id: the id's exact text) or notification (nil)
+ *          (these three only for conns with builtin_codec: see scan.c)
  *   owner, "on_closed", code, reason, failure, http_status, was_open,
  *          closed_here, unsent
  *   listener, "on_accept", conn, address (server.c)

@@ -226,6 +226,7 @@ extern const luaL_Reg jr_encode_functions[];
 typedef struct jr_scratch jr_scratch;
 void jr_json_open(lua_State *L);
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
+int jr_json_read(lua_State *L, const char *text, size_t len, int depth);
 const char *jr_json_skip(const char *p, const char *end);
 size_t jr_json_string_size(const char *s, size_t len);
 char *jr_json_write_string(char *p, const char *s, size_t len);
@@ -235,6 +236,7 @@ char *jr_json_write_integer(char *p, lua_Integer v);
 /* scan.c */
 int jr_push_response(lua_State *L, const char *text, size_t len);
 int jr_push_responses(lua_State *L, const char *text, size_t len);
+int jr_push_request(lua_State *L, const char *text, size_t len);
 extern const luaL_Reg jr_scan_functions[];
 
 #endif

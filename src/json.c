@@ -44,8 +44,9 @@
 #define JR_SPARSE_SAFE 10   /* arrays up to this length may be any sparse */
 #define JR_SCRATCH_KEEP (1024 * 1024) /* a scratch larger is freed after use */
 
-/* its address is the registry key of array_mt */
+/* their addresses are the registry keys of array_mt and of the scratch */
 static const char jr_json_array_key = 0;
+static const char jr_json_scratch_key = 0;
 
 /* ---- scratch buffer (upvalue 1 of json_encode and json_decode) ------ */
 
@@ -792,11 +793,11 @@ static int decode_value(jr_decoder *d)
 	}
 }
 
-/* Pushes the value of the JSON text and returns 1; or pushes the error
- * message and returns 0. Raises only when memory runs out. */
-int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scratch)
+/* jr_json_decode for a text that sits `depth` levels deep in a message. */
+static int decode_at(lua_State *L, const char *text, size_t len,
+		     jr_scratch *scratch, int depth)
 {
-	jr_decoder d = { L, text, text + len, NULL, 0, scratch };
+	jr_decoder d = { L, text, text + len, NULL, depth, scratch };
 	int top = lua_gettop(L);
 
 	skip_space(&d);
@@ -820,6 +821,13 @@ int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scrat
 	return 0;
 }
 
+/* Pushes the value of the JSON text and returns 1; or pushes the error
+ * message and returns 0. Raises only when memory runs out. */
+int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scratch)
+{
+	return decode_at(L, text, len, scratch, 0);
+}
+
 /* The end of the JSON value that starts at p (after any space), checked
  * as strictly as decoding checks it; NULL when it is not one. Pushes
  * nothing. */
@@ -829,6 +837,22 @@ const char *jr_json_skip(const char *p, const char *end)
 
 	skip_space(&d);
 	return decode_value(&d) ? d.p : NULL;
+}
+
+/* jr_json_decode of a member of a message, `depth` levels deep in it (so
+ * the nesting limit counts the message around it), with the codec's own
+ * scratch buffer (the one json_decode uses): for scan.c. */
+int jr_json_read(lua_State *L, const char *text, size_t len, int depth)
+{
+	jr_scratch *s;
+	int ok;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
+	s = lua_touserdata(L, -1);
+	lua_pop(L, 1); /* the registry keeps it */
+	ok = decode_at(L, text, len, s, depth);
+	scratch_trim(s);
+	return ok;
 }
 
 /* json_decode(text) -> value | nil, message */
@@ -1090,6 +1114,8 @@ void jr_json_open(lua_State *L)
 	lua_pushcfunction(L, scratch_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
 	/* array_mt: the metatable that marks a table as an array */
 	lua_newtable(L);
 	lua_pushliteral(L, "jsonrpc_websocket.array");

@@ -361,6 +361,79 @@ int jr_push_responses(lua_State *L, const char *text, size_t len)
 	return 2;
 }
 
+/* Whether the member key k, klen is name; a key seen already (*seen) ends
+ * the fast path: a duplicate is the general path's to judge. */
+static int key_is(const char *k, size_t klen, const char *name, size_t n,
+		  const char *seen)
+{
+	return klen == n && !memcmp(k, name, n) && !seen;
+}
+
+/* An id the reply can echo as it is: a string, a number or null. */
+static int is_echoable_id(const char *v, const char *end)
+{
+	return *v == '"' || *v == '-' || (*v >= '0' && *v <= '9') ||
+	       (end - v == 4 && !memcmp(v, "null", 4));
+}
+
+/*
+ * The fast path for the common request or notification: an object of
+ * "jsonrpc", "method" (a string without escapes), "params" (an array or
+ * an object) and "id" (a string, a number or null), in any order, each at
+ * most once, params and id optional, nothing else. Pushes method,
+ * params (decoded, or nil), whether params is an object, and the id's
+ * exact text (nil for a notification): returns 4. Anything else pushes
+ * nothing and returns 0: the general path (dispatch.lua) reads it and
+ * says what is wrong with it.
+ */
+int jr_push_request(lua_State *L, const char *text, size_t len)
+{
+	const char *end = text + len, *p = skip_ws(text, end);
+	const char *version = NULL, *method = NULL, *method_end = NULL;
+	const char *params = NULL, *params_end = NULL, *id = NULL, *id_end = NULL;
+	int more = 1;
+
+	if (p >= end || *p != '{')
+		return 0;
+	for (p = skip_ws(p + 1, end); more;) {
+		const char *k, *v;
+		size_t klen;
+		if (!(v = member_value(p, end, &k, &klen)) ||
+		    !(p = skip_value(v, end)))
+			return 0;
+		if (key_is(k, klen, "method", 6, method))
+			method = v, method_end = p;
+		else if (key_is(k, klen, "params", 6, params))
+			params = v, params_end = p;
+		else if (key_is(k, klen, "id", 2, id))
+			id = v, id_end = p;
+		else if (key_is(k, klen, "jsonrpc", 7, version))
+			version = v;
+		else
+			return 0;
+		if (!(p = next_item(p, end, '}', &more)))
+			return 0;
+	}
+	if (skip_ws(p + 1, end) != end || !method || *method != '"' ||
+	    memchr(method, '\\', (size_t)(method_end - method)) ||
+	    (params && *params != '[' && *params != '{') ||
+	    (id && !is_echoable_id(id, id_end)))
+		return 0;
+	lua_pushlstring(L, method + 1, (size_t)(method_end - method - 2));
+	if (!params)
+		lua_pushnil(L);
+	else if (!jr_json_read(L, params, (size_t)(params_end - params), 1)) {
+		lua_pop(L, 2); /* nested too deep, with the message around it */
+		return 0;
+	}
+	lua_pushboolean(L, params && *params == '{');
+	if (id)
+		lua_pushlstring(L, id, (size_t)(id_end - id));
+	else
+		lua_pushnil(L);
+	return 4;
+}
+
 static int l_json_response(lua_State *L)
 {
 	size_t len;
@@ -368,8 +441,16 @@ static int l_json_response(lua_State *L)
 	return jr_push_response(L, text, len);
 }
 
+static int l_json_request(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	return jr_push_request(L, text, len);
+}
+
 const luaL_Reg jr_scan_functions[] = {
 	{"json_member", l_json_member},
+	{"json_request", l_json_request},
 	{"json_elements", l_json_elements},
 	{"json_response", l_json_response},
 	{NULL, NULL}

@@ -596,6 +596,10 @@ function Link:on_message(text)
   return incoming(self, text)
 end
 
+--- Core event: a request or notification the core has read
+-- (conn:builtin_codec): method, params, params_is_object, raw_id.
+Link.on_request = dispatch.incoming_request
+
 --- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
 function Link:on_response(id, value, needs_decode)
