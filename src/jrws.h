@@ -214,6 +214,8 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 size_t jr_batch_size(lua_State *L, int list, lua_Integer n);
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 		     lua_Integer first_id, char *p, lua_Integer *nids);
+size_t jr_simple_value_size(lua_State *L, int idx);
+char *jr_write_simple_value(lua_State *L, int idx, char *p);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];

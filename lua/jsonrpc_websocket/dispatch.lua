@@ -15,6 +15,8 @@
 --   `report(ep, err)` (a problem nobody waits for),
 --   `take_response(ep, response)` (a decoded response to a call of ours).
 -- Optional:
+--   `send_result(ep, raw_id, result)` -> bool: sends a success reply
+--   when it can write it itself (else dispatch encodes it and sends);
 --   `streams` (stream.lua): may take notifications first (`deliver`);
 --   `waits_for(ep, id)` and `resolve(ep, id, ok, value)`: an undecodable
 --   response still fails the call waiting for its id;
@@ -179,6 +181,7 @@ local function answer(ep, batch, raw_id, method, ok, result)
     end
     return element_done(ep, batch)
   end
+  if ok and not batch and ep.send_result and ep:send_result(raw_id, result) then return end
   reply(ep, batch, outcome_text(ep, raw_id, method, ok, result))
 end
 

@@ -758,6 +758,15 @@ function Link:send(text)
   return pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
 end
 
+--- Sends the success reply to the request whose id is raw_id (its
+-- text) when the core writes it at once (a simple result, our codec);
+-- false when not: then the caller encodes it and uses send.
+function Link:send_result(raw_id, result)
+  local conn = self.conn
+  if conn == nil or self.state ~= "open" then return false end
+  return conn:send_result(raw_id, result) == true
+end
+
 -- Link:send's task for a reply that waits for room.
 function Link:send_later(text, why, kind)
   pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
