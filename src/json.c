@@ -793,11 +793,11 @@ static int decode_value(jr_decoder *d)
 	}
 }
 
-/* jr_json_decode for a text that sits `depth` levels deep in a message. */
-static int decode_at(lua_State *L, const char *text, size_t len,
-		     jr_scratch *scratch, int depth)
+/* Pushes the value of the JSON text and returns 1; or pushes the error
+ * message and returns 0. Raises only when memory runs out. */
+int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scratch)
 {
-	jr_decoder d = { L, text, text + len, NULL, depth, scratch };
+	jr_decoder d = { L, text, text + len, NULL, 0, scratch };
 	int top = lua_gettop(L);
 
 	skip_space(&d);
@@ -821,13 +821,6 @@ static int decode_at(lua_State *L, const char *text, size_t len,
 	return 0;
 }
 
-/* Pushes the value of the JSON text and returns 1; or pushes the error
- * message and returns 0. Raises only when memory runs out. */
-int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scratch)
-{
-	return decode_at(L, text, len, scratch, 0);
-}
-
 /* The end of the JSON value that starts at p (after any space), checked
  * as strictly as decoding checks it; NULL when it is not one. Pushes
  * nothing. */
@@ -839,20 +832,27 @@ const char *jr_json_skip(const char *p, const char *end)
 	return decode_value(&d) ? d.p : NULL;
 }
 
-/* jr_json_decode of a member of a message, `depth` levels deep in it (so
- * the nesting limit counts the message around it), with the codec's own
- * scratch buffer (the one json_decode uses): for scan.c. */
-int jr_json_read(lua_State *L, const char *text, size_t len, int depth)
+/* The value at p (space before it skipped), `depth` levels deep in a
+ * message (so the nesting limit counts the message around it), decoded
+ * with the codec's own scratch buffer (json_decode's), for scan.c: pushes
+ * it and returns its end; or pushes nothing and returns NULL when it is
+ * not valid JSON. Raises only when memory runs out. */
+const char *jr_json_read_value(lua_State *L, const char *p, const char *end,
+			       int depth)
 {
-	jr_scratch *s;
-	int ok;
+	jr_decoder d = { L, p, end, NULL, depth, NULL };
+	int top = lua_gettop(L);
 
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
-	s = lua_touserdata(L, -1);
+	d.scratch = lua_touserdata(L, -1);
 	lua_pop(L, 1); /* the registry keeps it */
-	ok = decode_at(L, text, len, s, depth);
-	scratch_trim(s);
-	return ok;
+	skip_space(&d);
+	if (!decode_value(&d)) {
+		lua_settop(L, top);
+		d.p = NULL;
+	}
+	scratch_trim(d.scratch);
+	return d.p;
 }
 
 /* json_decode(text) -> value | nil, message */

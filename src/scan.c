@@ -147,14 +147,30 @@ static const char *next_item(const char *p, const char *end, char close,
 	return p < end && *p == close ? p : NULL;
 }
 
-/* p at a member of an object: its key (quotes included) in *k, *klen,
- * and the start of its value; NULL when malformed. */
+/* p at a key's opening quote: just past its closing quote when the key is
+ * plain (printable ASCII, no escapes), else NULL. The keys the fast paths
+ * look for are all plain: a message with another key goes the general way. */
+static const char *plain_key_end(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"')
+			return p + 1;
+		if (ch == '\\' || ch < 0x20 || ch >= 0x80)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* p at a member of an object: its key (quotes excluded) in *k, *klen,
+ * and the start of its value; NULL when malformed, or when the key is not
+ * plain (see plain_key_end). */
 static const char *member_value(const char *p, const char *end,
 				const char **k, size_t *klen)
 {
 	const char *kend;
 
-	if (p >= end || *p != '"' || !(kend = skip_value(p, end)))
+	if (p >= end || *p != '"' || !(kend = plain_key_end(p, end)))
 		return NULL;
 	*k = p + 1;
 	*klen = (size_t)(kend - 1 - *k);
@@ -376,62 +392,76 @@ static int is_echoable_id(const char *v, const char *end)
 	       (end - v == 4 && !memcmp(v, "null", 4));
 }
 
+/* The id of a request as the reply echoes it: an integer when its text is
+ * one plainly (no "-0"), else its exact text; nil when there is none. */
+static void push_id(lua_State *L, const char *id, const char *id_end)
+{
+	if (!id)
+		lua_pushnil(L);
+	else if ((*id == '-' && id[1] == '0') || !push_integer(L, id, id_end))
+		lua_pushlstring(L, id, (size_t)(id_end - id));
+}
+
 /*
  * The fast path for the common request or notification: an object of
  * "jsonrpc", "method" (a string without escapes), "params" (an array or
  * an object) and "id" (a string, a number or null), in any order, each at
  * most once, params and id optional, nothing else. Pushes method,
- * params (decoded, or nil), whether params is an object, and the id's
- * exact text (nil for a notification): returns 4. Anything else pushes
- * nothing and returns 0: the general path (dispatch.lua) reads it and
- * says what is wrong with it.
+ * params (decoded, or nil), whether params is an object, and the id as
+ * the reply echoes it (push_id; nil for a notification): returns 4.
+ * Anything else pushes nothing and returns 0: the general path
+ * (dispatch.lua) reads it and says what is wrong with it.
  */
 int jr_push_request(lua_State *L, const char *text, size_t len)
 {
 	const char *end = text + len, *p = skip_ws(text, end);
 	const char *version = NULL, *method = NULL, *method_end = NULL;
-	const char *params = NULL, *params_end = NULL, *id = NULL, *id_end = NULL;
-	int more = 1;
+	const char *params = NULL, *id = NULL, *id_end = NULL;
+	int more = 1, top = lua_gettop(L);
 
 	if (p >= end || *p != '{')
 		return 0;
 	for (p = skip_ws(p + 1, end); more;) {
 		const char *k, *v;
 		size_t klen;
-		if (!(v = member_value(p, end, &k, &klen)) ||
-		    !(p = skip_value(v, end)))
-			return 0;
-		if (key_is(k, klen, "method", 6, method))
-			method = v, method_end = p;
-		else if (key_is(k, klen, "params", 6, params))
-			params = v, params_end = p;
-		else if (key_is(k, klen, "id", 2, id))
-			id = v, id_end = p;
-		else if (key_is(k, klen, "jsonrpc", 7, version))
-			version = v;
-		else
-			return 0;
+		if (!(v = member_value(p, end, &k, &klen)))
+			goto other;
+		if (key_is(k, klen, "params", 6, params)) {
+			/* decoded as it is read (one pass), onto the stack */
+			if ((*v != '[' && *v != '{') ||
+			    !(p = jr_json_read_value(L, v, end, 1)))
+				goto other;
+			params = v;
+		} else {
+			if (!(p = skip_value(v, end)))
+				goto other;
+			if (key_is(k, klen, "method", 6, method))
+				method = v, method_end = p;
+			else if (key_is(k, klen, "id", 2, id))
+				id = v, id_end = p;
+			else if (key_is(k, klen, "jsonrpc", 7, version))
+				version = v;
+			else
+				goto other;
+		}
 		if (!(p = next_item(p, end, '}', &more)))
-			return 0;
+			goto other;
 	}
 	if (skip_ws(p + 1, end) != end || !method || *method != '"' ||
 	    memchr(method, '\\', (size_t)(method_end - method)) ||
-	    (params && *params != '[' && *params != '{') ||
 	    (id && !is_echoable_id(id, id_end)))
-		return 0;
+		goto other;
 	lua_pushlstring(L, method + 1, (size_t)(method_end - method - 2));
-	if (!params)
-		lua_pushnil(L);
-	else if (!jr_json_read(L, params, (size_t)(params_end - params), 1)) {
-		lua_pop(L, 2); /* nested too deep, with the message around it */
-		return 0;
-	}
-	lua_pushboolean(L, params && *params == '{');
-	if (id)
-		lua_pushlstring(L, id, (size_t)(id_end - id));
+	if (params)
+		lua_insert(L, -2); /* method, params */
 	else
 		lua_pushnil(L);
+	lua_pushboolean(L, params && *params == '{');
+	push_id(L, id, id_end);
 	return 4;
+other:
+	lua_settop(L, top);
+	return 0;
 }
 
 static int l_json_response(lua_State *L)

@@ -401,17 +401,18 @@ static int l_send_call(lua_State *L)
 #define JR_RESULT_KEY ",\"result\":"
 
 /*
- * conn:send_result(raw_id, value) -> true | false, why, kind | nothing
- * The success response {"jsonrpc":"2.0","id":raw_id,"result":value}
- * (raw_id: the request's id, its exact text), written here when value is
+ * conn:send_result(id, value) -> true | false, why, kind | nothing
+ * The success response {"jsonrpc":"2.0","id":id,"result":value} (id: the
+ * request's id, an integer or its exact text), written here when value is
  * simple (encode.c) and the codec is ours (builtin_codec); else returns
  * nothing, and the Lua codec does it.
  */
 static int l_send_result(lua_State *L)
 {
 	jr_conn *c = jr_check_conn(L, 1);
-	size_t idlen, size;
-	const char *raw_id = luaL_checklstring(L, 2, &idlen);
+	int integer_id = lua_isinteger(L, 2);
+	size_t idlen = JR_NUMBER_MAX, size;
+	const char *raw_id = integer_id ? NULL : luaL_checklstring(L, 2, &idlen);
 	struct jr_out *o;
 	char *p;
 
@@ -424,8 +425,12 @@ static int l_send_result(lua_State *L)
 	p = (char *)o->buf + LWS_PRE;
 	memcpy(p, JR_RESULT_HEAD, sizeof JR_RESULT_HEAD - 1);
 	p += sizeof JR_RESULT_HEAD - 1;
-	memcpy(p, raw_id, idlen);
-	p += idlen;
+	if (integer_id) {
+		p = jr_json_write_integer(p, lua_tointeger(L, 2));
+	} else {
+		memcpy(p, raw_id, idlen);
+		p += idlen;
+	}
 	memcpy(p, JR_RESULT_KEY, sizeof JR_RESULT_KEY - 1);
 	p = jr_write_simple_value(L, 3, p + sizeof JR_RESULT_KEY - 1);
 	*p++ = '}';

@@ -37,7 +37,7 @@ local ProtocolError = errors.ProtocolError
 local json_member, json_elements, json_request =
   core.json_member, core.json_elements, core.json_request
 local type, pcall, tostring, next = type, pcall, tostring, next
-local co_running = coroutine.running
+local co_running, run_service = coroutine.running, sched.run_service
 local unpack, concat = table.unpack, table.concat
 local math_type = math.type
 
@@ -236,15 +236,8 @@ local function handler_waits(ep, co, batch, raw_id, method)
 end
 
 local function start_handler(ep, batch, raw_id, method, fn, ...)
-  local co
-  if sched.host() then
-    co = sched.spawn_kind("service", run_handler, ep, batch, raw_id, method, fn, ...)
-  else
-    local done
-    co, done = sched.run_service(run_handler, ep, batch, raw_id, method, fn, ...)
-    if done then return end
-  end
-  handler_waits(ep, co, batch, raw_id, method)
+  local co, done = run_service(run_handler, ep, batch, raw_id, method, fn, ...)
+  if not done then handler_waits(ep, co, batch, raw_id, method) end
 end
 
 -- The arguments of array params: JSON null at argument level arrives as

@@ -406,7 +406,10 @@ end
 -- Returns the task and true when fn is done (finished or failed), false
 -- when it waits (the loop resumes it as any task; its coroutine goes back
 -- to the pool when fn is done).
+-- With a host loop, the host's own task runs fn instead, queued
+-- (host.spawn): it counts as waiting from the start.
 function M.run_service(fn, ...)
+  if host then return host.spawn(fn, ...), false end
   local co
   if pool_n > 0 then
     co = pool[pool_n]
