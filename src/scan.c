@@ -147,10 +147,11 @@ static const char *next_item(const char *p, const char *end, char close,
 	return p < end && *p == close ? p : NULL;
 }
 
-/* p at a key's opening quote: just past its closing quote when the key is
- * plain (printable ASCII, no escapes), else NULL. The keys the fast paths
- * look for are all plain: a message with another key goes the general way. */
-static const char *plain_key_end(const char *p, const char *end)
+/* p at a string's opening quote: just past its closing quote when the
+ * string is plain (printable ASCII, no escapes: valid JSON at a glance),
+ * else NULL. The keys the fast paths look for are all plain: a message
+ * with another key goes the general way. */
+static const char *plain_string_end(const char *p, const char *end)
 {
 	for (p++; p < end; p++) {
 		unsigned char ch = (unsigned char)*p;
@@ -164,13 +165,13 @@ static const char *plain_key_end(const char *p, const char *end)
 
 /* p at a member of an object: its key (quotes excluded) in *k, *klen,
  * and the start of its value; NULL when malformed, or when the key is not
- * plain (see plain_key_end). */
+ * plain (see plain_string_end). */
 static const char *member_value(const char *p, const char *end,
 				const char **k, size_t *klen)
 {
 	const char *kend;
 
-	if (p >= end || *p != '"' || !(kend = plain_key_end(p, end)))
+	if (p >= end || *p != '"' || !(kend = plain_string_end(p, end)))
 		return NULL;
 	*k = p + 1;
 	*klen = (size_t)(kend - 1 - *k);
@@ -433,7 +434,9 @@ int jr_push_request(lua_State *L, const char *text, size_t len)
 				goto other;
 			params = v;
 		} else {
-			if (!(p = skip_value(v, end)))
+			/* most values here are plain strings: checked at a glance */
+			if (!(*v == '"' && (p = plain_string_end(v, end))) &&
+			    !(p = skip_value(v, end)))
 				goto other;
 			if (key_is(k, klen, "method", 6, method))
 				method = v, method_end = p;
