@@ -31,13 +31,15 @@ static unsigned int jr_fd_limit(void)
 	return 0;
 }
 
+/* Whether lws's own lines go to stderr: JSONRPC_WS_DEBUG set and not "0",
+ * read when the engine starts (jr_log_levels). lws reports failures
+ * through our events; its lines are noise for users unless they ask for
+ * them (as trace.lua reads it). */
+static int jr_log_shown;
+
 static void jr_log_emit(int level, const char *line)
 {
-	/* lws reports failures through our events; its own lines are noise
-	 * for users unless they ask for them (as trace.lua reads it). */
-	const char *debug = getenv("JSONRPC_WS_DEBUG");
-
-	if (debug && *debug && strcmp(debug, "0"))
+	if (jr_log_shown)
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 
@@ -47,6 +49,7 @@ static int jr_log_levels(void)
 	const char *s = getenv("JSONRPC_WS_DEBUG");
 	int n = s ? atoi(s) : 0;
 
+	jr_log_shown = s && *s && strcmp(s, "0");
 	return n > 1 ? n : LLL_ERR | LLL_WARN;
 }
 
