@@ -136,6 +136,7 @@ jr_event *jr_loop_take(jr_loop *loop);
 void jr_event_free(jr_event *e);
 void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
 void jr_loop_wake(jr_loop *loop);
+void jr_loop_closed(jr_loop *loop);
 void jr_loop_changed(jr_loop *loop);
 void jr_loop_poke(jr_loop *loop);
 void jr_loop_settle(jr_loop *loop);

@@ -190,8 +190,8 @@ void jr_loop_forget_conn(jr_loop *loop, jr_conn *c)
 }
 
 /*
- * A connection closed: its event may have been queued outside lws's I/O
- * phase (in its timer phase: a handshake or close timeout), and the
+ * An event was queued that may have come outside lws's I/O phase (in its
+ * timer phase: a handshake or close timeout, the send queue's stall): the
  * uv_run in progress must not then go on to wait in epoll. Outside a step
  * there is nothing to cut short.
  */
@@ -199,6 +199,13 @@ void jr_loop_wake(jr_loop *loop)
 {
 	if (loop->in_service)
 		uv_stop(&loop->uv);
+}
+
+/* A connection closed: the step wakes, and looks once more for I/O before
+ * it ends (see jr_loop_service). */
+void jr_loop_closed(jr_loop *loop)
+{
+	jr_loop_wake(loop);
 	loop->closed = 1;
 }
 
