@@ -3,6 +3,9 @@
  * jansson used the ordinary way.
  *
  *   floor_server PORT      (0: an ephemeral port; prints "PORT n")
+ *   FLOOR_KEEPALIVE=K      ping a connection K s after its last pong, hang
+ *                          up after 2K + 1 s, as our listener's keepalive
+ *                          does (default: libwebsockets' 300 / 310 s)
  *
  * Listens on 127.0.0.1 only and answers JSON-RPC 2.0:
  *   add(a, b)   a + b, positional params (integers stay integers; an
@@ -260,8 +263,12 @@ static void on_signal(int sig)
 	interrupted = 1; /* poll() returns EINTR, the loop sees the flag */
 }
 
+/* The keepalive of our listener (src/server.c), for comparisons. */
+static lws_retry_bo_t keepalive;
+
 int main(int argc, char **argv)
 {
+	const char *ka = getenv("FLOOR_KEEPALIVE");
 	struct lws_context_creation_info ci;
 	struct lws_context *cx;
 	struct sigaction sa;
@@ -277,6 +284,11 @@ int main(int argc, char **argv)
 	/* with IPv6 on, an IPv4 iface would silently listen everywhere */
 	ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
 	ci.protocols = protocols;
+	if (ka && atoi(ka) > 0 && atoi(ka) <= 30000) {
+		keepalive.secs_since_valid_ping = (uint16_t)atoi(ka);
+		keepalive.secs_since_valid_hangup = (uint16_t)(2 * atoi(ka) + 1);
+		ci.retry_and_idle_policy = &keepalive;
+	}
 	if (!(cx = lws_create_context(&ci))) {
 		fprintf(stderr, "floor_server: cannot listen on 127.0.0.1:%d\n",
 			ci.port);

@@ -36,9 +36,14 @@ HARD=$(ulimit -Hn)
 ulimit -n "$HARD"
 PER_HOLDER=$(( HARD - 500 ))  # descriptors one loadgen may use for sockets
 export LOADGEN_SRCS=${LOADGEN_SRCS:-8}
-# The listeners' keepalive (scale_server.lua): 300 s, libwebsockets' own
-# default. With the library's default of 30 s the 100k run loses a few
-# hundred connections to resets once ~75k are open (not yet explained).
+# The listeners' keepalive (scale_server.lua): 300 s, so that no ping is
+# due while a run lasts. libwebsockets 4.1.6 keeps a process's timers in one
+# sorted list and inserts by walking it from the head: each ping and each
+# pong costs O(connections), a keepalive round O(connections^2). With the
+# library's default of 30 s, six workers holding ~12k-17k each saturate the
+# machine, pongs are read after the hangup deadline and the 100k run lost
+# 58-197 connections once ~75k were open (keepalive.sh shows it small: not
+# the load generator, the C floor on lws alike). "off": no keepalive.
 export SCALE_KEEPALIVE=${SCALE_KEEPALIVE:-300}
 
 server_pin= client_pin=
