@@ -25,7 +25,6 @@
  * the waiting answers into one send(). Runs until SIGINT or SIGTERM.
  */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +33,10 @@
 
 #include "common.h"
 
-/* An answer waiting to be written, LWS_PRE bytes of headroom first. */
-struct answer {
-	struct answer *next;
-	size_t len;
-	unsigned char buf[];
-};
-
 struct session {
 	struct lws *wsi;
 	struct bench_rx rx;
-	struct answer *head, **tail;
+	struct bench_outq answers; /* serialised, waiting to be written */
 };
 
 static struct {
@@ -52,46 +44,20 @@ static struct {
 	size_t cap;
 } scratch;
 
-static volatile sig_atomic_t interrupted;
-
 /* ---- the FIFO of answers ------------------------------------------------- */
 
-static int fifo_push(struct session *s, const char *text, size_t len)
-{
-	struct answer *a = malloc(sizeof *a + LWS_PRE + len);
-
-	if (!a)
-		return -1;
-	a->next = NULL;
-	a->len = len;
-	memcpy(a->buf + LWS_PRE, text, len);
-	*s->tail = a;
-	s->tail = &a->next;
-	return 0;
-}
-
-static void fifo_drop_head(struct session *s)
-{
-	struct answer *a = s->head;
-
-	s->head = a->next;
-	if (!s->head)
-		s->tail = &s->head;
-	free(a);
-}
-
 /* SERVER_WRITEABLE: one answer, one lws_write. */
-static int fifo_write_head(struct session *s)
+static int write_next_answer(struct session *s)
 {
-	struct answer *a = s->head;
+	struct bench_msg *a = s->answers.head;
 
 	if (!a)
 		return 0;
 	if (lws_write(s->wsi, a->buf + LWS_PRE, a->len, LWS_WRITE_TEXT) <
 	    (int)a->len)
 		return -1;
-	fifo_drop_head(s);
-	if (s->head)
+	bench_outq_drop_head(&s->answers);
+	if (s->answers.head)
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
@@ -113,7 +79,8 @@ static void send_answer(struct session *s, json_t *answer)
 		}
 	}
 	json_decref(answer);
-	if (n && n <= scratch.cap && fifo_push(s, scratch.text, n) == 0)
+	if (n && n <= scratch.cap &&
+	    bench_outq_push(&s->answers, scratch.text, n) == 0)
 		lws_callback_on_writable(s->wsi);
 }
 
@@ -221,28 +188,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
 	struct session *s = user;
+	int whole;
 
 	switch (reason) {
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(s, 0, sizeof *s);
 		s->wsi = wsi;
-		s->tail = &s->head;
+		bench_outq_init(&s->answers);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
-		switch (bench_rx_add(&s->rx, wsi, in, len)) {
-		case 1:
+		if ((whole = bench_rx_add(&s->rx, wsi, in, len)) > 0)
 			handle_message(s, s->rx.buf, s->rx.len);
-			return 0;
-		case 0:
-			return 0;
-		default:
-			return -1;
-		}
+		return whole < 0 ? -1 : 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return fifo_write_head(s);
+		return write_next_answer(s);
 	case LWS_CALLBACK_CLOSED:
-		while (s->head)
-			fifo_drop_head(s);
+		bench_outq_free(&s->answers);
 		bench_rx_free(&s->rx);
 		return 0;
 	default:
@@ -257,12 +218,6 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1; /* poll() returns EINTR, the loop sees the flag */
-}
-
 /* The keepalive of our listener (src/server.c), for comparisons. */
 static lws_retry_bo_t keepalive;
 
@@ -271,35 +226,18 @@ int main(int argc, char **argv)
 	const char *ka = getenv("FLOOR_KEEPALIVE");
 	struct lws_context_creation_info ci;
 	struct lws_context *cx;
-	struct sigaction sa;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	bench_quiet_logs();
 	memset(&ci, 0, sizeof ci);
 	ci.port = argc > 1 ? atoi(argv[1]) : 0;
-	ci.iface = "127.0.0.1";
-	/* with IPv6 on, an IPv4 iface would silently listen everywhere */
-	ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
 	ci.protocols = protocols;
 	if (ka && atoi(ka) > 0 && atoi(ka) <= 30000) {
 		keepalive.secs_since_valid_ping = (uint16_t)atoi(ka);
 		keepalive.secs_since_valid_hangup = (uint16_t)(2 * atoi(ka) + 1);
 		ci.retry_and_idle_policy = &keepalive;
 	}
-	if (!(cx = lws_create_context(&ci))) {
-		fprintf(stderr, "floor_server: cannot listen on 127.0.0.1:%d\n",
-			ci.port);
+	if (!(cx = bench_server_start(&ci, "floor_server")))
 		return 1;
-	}
-	printf("PORT %d\n", lws_get_vhost_listen_port(
-		       lws_get_vhost_by_name(cx, "default")));
-	fflush(stdout);
-	while (!interrupted && lws_service(cx, 0) >= 0)
-		;
-	lws_context_destroy(cx); /* CLOSED for each session frees it */
+	bench_server_run(cx);
 	free(scratch.text);
 	return 0;
 }
