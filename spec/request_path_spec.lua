@@ -67,6 +67,26 @@ describe("the server's request path", function()
     end
   end)
 
+  it("passes many arguments, nulls among them, in order", function()
+    srv.last = function(...) return select(select("#", ...), ...) end
+    srv.list = function(...)
+      local t, out = table.pack(...), {}
+      for i = 1, t.n do out[i] = tostring(t[i]) end
+      return table.concat(out, ",")
+    end
+    local got = exchange(srv, 5,
+      '{"jsonrpc":"2.0","id":1,"method":"nargs","params":[1,2,3,4]}',
+      '{"jsonrpc":"2.0","id":2,"method":"nargs","params":[1,2,3,4,5,null]}',
+      '{"jsonrpc":"2.0","id":3,"method":"last","params":[null,null,null,null,null,7]}',
+      '{"jsonrpc":"2.0","id":4,"method":"last","params":[1,2,3,[4,null]]}',
+      '{"jsonrpc":"2.0","id":5,"method":"list","params":["a",null,"c",null,"e"]}')
+    assert.is_true(got['{"jsonrpc":"2.0","id":1,"result":4}'])
+    assert.is_true(got['{"jsonrpc":"2.0","id":2,"result":6}'])
+    assert.is_true(got['{"jsonrpc":"2.0","id":3,"result":7}'])
+    assert.is_true(got['{"jsonrpc":"2.0","id":4,"result":[4,null]}'])
+    assert.is_true(got['{"jsonrpc":"2.0","id":5,"result":"a,nil,c,nil,e"}'])
+  end)
+
   it("answers what the fast path leaves alone as the general path always did", function()
     local got, n = exchange(srv, 6,
       '{"jsonrpc":"2.0","id":1,"id":2,"method":"add","params":[1,2]}', -- duplicate: the last wins

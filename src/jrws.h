@@ -238,6 +238,9 @@ char *jr_json_write_float(char *p, double x);
 char *jr_json_write_integer(char *p, lua_Integer v);
 
 /* scan.c */
+/* Arguments a request event carries itself (pop returns at most 9
+ * values: owner, handler, method, id, count and these); core.INLINE_ARGS */
+#define JR_INLINE_ARGS 4
 int jr_push_response(lua_State *L, const char *text, size_t len);
 int jr_push_responses(lua_State *L, const char *text, size_t len);
 int jr_push_request(lua_State *L, const char *text, size_t len);

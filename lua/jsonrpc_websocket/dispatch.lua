@@ -310,6 +310,31 @@ local function serve(ep, batch, method, raw_id, params, params_is_object)
   return start_handler(ep, batch, raw_id, method, fn, positional(ep, params))
 end
 
+-- Exactly n of the values a, b, c, d.
+local function first_of(n, a, b, c, d)
+  if n == 2 then return a, b
+  elseif n == 1 then return a
+  elseif n == 0 then return
+  elseif n == 3 then return a, b, c end
+  return a, b, c, d
+end
+
+local INLINE_ARGS = core.INLINE_ARGS
+
+-- A request the core has read (scan.c): its method, its id as the reply
+-- echoes it, and its handler's nargs arguments (a, b, c, d; more than
+-- INLINE_ARGS: the table a holds them).
+local function serve_read(ep, batch, method, raw_id, nargs, a, b, c, d)
+  local fn = ep.handlers[method]
+  if not fn then
+    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+  end
+  if nargs > INLINE_ARGS then
+    return start_handler(ep, batch, raw_id, method, fn, unpack(a, 1, nargs))
+  end
+  return start_handler(ep, batch, raw_id, method, fn, first_of(nargs, a, b, c, d))
+end
+
 local function request(ep, msg, text, batch)
   local id = msg.id
   if id ~= nil and id ~= ep.null and type(id) ~= "string" and type(id) ~= "number" then
@@ -412,10 +437,12 @@ local function continue_batch(ep, batch)
     local el = elements[i]
     elements[i] = nil -- done with it: its memory can go
     i = i + 1
-    local method, params, params_is_object, raw_id
-    if builtin then method, params, params_is_object, raw_id = json_request(el) end
-    if method then
-      serve(ep, batch, method, raw_id, params, params_is_object)
+    local kind, method, x, y, a, b, c, d
+    if builtin then kind, method, x, y, a, b, c, d = json_request(el) end
+    if kind == "on_request" then
+      serve_read(ep, batch, method, x, y, a, b, c, d)
+    elseif kind then -- a notification: params, params_is_object
+      serve(ep, batch, method, nil, x, y)
     elseif take_response_text and take_response_text(ep, el) then
       batch.left = batch.left - 1 -- a response: nothing to answer
     else
@@ -472,24 +499,32 @@ function M.incoming(ep, text)
   return incoming(ep, text)
 end
 
---- Handles a request the core has read already (scan.c: method, params
--- decoded, whether params is an object, the id's exact text or nil), as
--- M.incoming handles its text.
-function M.incoming_request(ep, method, params, params_is_object, raw_id)
-  if ep.max_concurrent and must_hold(ep) then
-    return hold(ep, { method, params, params_is_object, raw_id })
+--- Core events of requests and notifications the core has read
+-- (scan.c; drive.c lists their values), handled as M.incoming handles a
+-- text. Held, they wait as { fn, ... } for fn(ep, nil, ...).
+function M.incoming_request(ep, method, raw_id, nargs, a, b, c, d)
+  local max = ep.max_concurrent
+  if max and (ep.batch_job or ep.held or ep.active >= max) then
+    return hold(ep, { serve_read, method, raw_id, nargs, a, b, c, d })
   end
-  return serve(ep, nil, method, raw_id, params, params_is_object)
+  return serve_read(ep, nil, method, raw_id, nargs, a, b, c, d)
 end
 
--- The next held message (a text, or a request read already) goes on.
+function M.incoming_notification(ep, method, params, params_is_object)
+  if ep.max_concurrent and must_hold(ep) then
+    return hold(ep, { serve, method, nil, params, params_is_object })
+  end
+  return serve(ep, nil, method, nil, params, params_is_object)
+end
+
+-- The next held message (a text, or an event read already) goes on.
 local function next_held(ep, held)
   local i = held.first
   local item = held[i]
   held[i], held.first = nil, i + 1
   if held.first > held.last then ep.held = nil end
   if type(item) == "string" then return incoming(ep, item) end
-  serve(ep, nil, item[1], item[4], item[2], item[3])
+  item[1](ep, nil, item[2], item[3], item[4], item[5], item[6], item[7], item[8])
 end
 
 -- A timer's work (see slot_freed, continue_batch): what waited goes on,

@@ -599,10 +599,10 @@ function Link:on_message(text)
   return incoming(self, text)
 end
 
---- Core event: a request or notification the core has read
--- (conn:builtin_codec): method, params, params_is_object, and its id as
--- the reply echoes it (an integer, or its exact text; nil: a notification).
+--- Core events: a request or a notification the core has read
+-- (conn:builtin_codec; src/drive.c lists their values).
 Link.on_request = dispatch.incoming_request
+Link.on_notification = dispatch.incoming_notification
 
 --- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
