@@ -29,8 +29,8 @@ PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
 DEMO_PKGS = lua5.4 liblua5.4-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
             libssl-dev libcap-dev pkg-config gcc make
 
-# make bench also plots (bench/run.lua, bench/scale.sh)
-BENCH_PKGS = gnuplot-nox
+# make bench also plots (bench/run.lua, bench/scale.sh); floor_server links jansson
+BENCH_PKGS = gnuplot-nox libjansson-dev
 
 LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LWS_LIBS := $(shell pkg-config --libs libwebsockets libcrypto libuv 2>/dev/null || echo -lwebsockets -lcrypto -luv) -lm

@@ -1,5 +1,6 @@
-/* Shared by ref_server.c and floor_client.c; see common.h. */
+/* Shared by the bench's C programs on libwebsockets; see common.h. */
 #define _GNU_SOURCE /* memmem */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,48 @@
 void bench_quiet_logs(void)
 {
 	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+}
+
+/* ---- a server ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1; /* poll() returns EINTR, the loop sees the flag */
+}
+
+struct lws_context *bench_server_start(struct lws_context_creation_info *ci,
+				       const char *name)
+{
+	struct lws_context *cx;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	bench_quiet_logs();
+	ci->iface = "127.0.0.1";
+	/* with IPv6 on, an IPv4 iface would silently listen everywhere */
+	ci->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (!(cx = lws_create_context(ci))) {
+		fprintf(stderr, "%s: cannot listen on 127.0.0.1:%d\n", name,
+			ci->port);
+		return NULL;
+	}
+	printf("PORT %d\n", lws_get_vhost_listen_port(
+		       lws_get_vhost_by_name(cx, "default")));
+	fflush(stdout);
+	return cx;
+}
+
+void bench_server_run(struct lws_context *cx)
+{
+	while (!interrupted && lws_service(cx, 0) >= 0)
+		;
+	lws_context_destroy(cx); /* CLOSED for each session frees it */
 }
 
 /* ---- inbound ------------------------------------------------------------- */
@@ -55,6 +98,43 @@ void bench_rx_free(struct bench_rx *rx)
 }
 
 /* ---- outbound ------------------------------------------------------------ */
+
+void bench_outq_init(struct bench_outq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+}
+
+int bench_outq_push(struct bench_outq *q, const void *data, size_t len)
+{
+	struct bench_msg *m = malloc(sizeof *m + LWS_PRE + len);
+
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = len;
+	m->off = 0;
+	memcpy(m->buf + LWS_PRE, data, len);
+	*q->tail = m;
+	q->tail = &m->next;
+	return 0;
+}
+
+void bench_outq_drop_head(struct bench_outq *q)
+{
+	struct bench_msg *m = q->head;
+
+	q->head = m->next;
+	if (!q->head)
+		q->tail = &q->head;
+	free(m);
+}
+
+void bench_outq_free(struct bench_outq *q)
+{
+	while (q->head)
+		bench_outq_drop_head(q);
+}
 
 int bench_write_fragment(struct lws *wsi, unsigned char *msg, size_t len,
 			 size_t *off)

@@ -1,8 +1,9 @@
 /*
- * Pieces shared by the benchmark's two C programs, ref_server.c and
- * floor_client.c: quiet lws logging, message reassembly, fragmented
- * writes, a minimal JSON scanner (just enough for the shapes we send),
- * and the clocks the results are measured with.
+ * Pieces shared by the benchmark's C programs on libwebsockets
+ * (ref_server.c, floor_server.c, floor_client.c): quiet lws logging,
+ * starting and running a server, message reassembly, a queue of outbound
+ * messages, fragmented writes, a minimal JSON scanner (just enough for
+ * the shapes we send), and the clocks the results are measured with.
  *
  * Nothing here is a general JSON library: the scanner only finds where
  * values start and end, so both programs can work on the raw bytes.
@@ -29,6 +30,17 @@
 /* Errors and warnings only: the default level prints NOTICE lines. */
 void bench_quiet_logs(void);
 
+/* ---- a server ------------------------------------------------------------ */
+
+/* Creates a server context on 127.0.0.1:ci->port (0: ephemeral) with the
+ * rest of ci as given, after installing the SIGINT/SIGTERM handlers that
+ * end bench_server_run; prints "PORT n". NULL (and a message naming
+ * `name`) when it cannot listen. */
+struct lws_context *bench_server_start(struct lws_context_creation_info *ci,
+				       const char *name);
+/* Services cx until SIGINT or SIGTERM, then destroys it. */
+void bench_server_run(struct lws_context *cx);
+
 /* ---- inbound: reassembling chunks into whole messages ------------------ */
 
 struct bench_rx {
@@ -43,6 +55,24 @@ int bench_rx_add(struct bench_rx *rx, struct lws *wsi, const void *in,
 void bench_rx_free(struct bench_rx *rx);
 
 /* ---- outbound ------------------------------------------------------------ */
+
+/* A FIFO of whole messages to write, each with LWS_PRE bytes of headroom
+ * before buf + LWS_PRE; off: how much of it is written (fragments). */
+struct bench_msg {
+	struct bench_msg *next;
+	size_t len, off;
+	unsigned char buf[];
+};
+
+struct bench_outq {
+	struct bench_msg *head, **tail;
+};
+
+void bench_outq_init(struct bench_outq *q);
+/* Copies len bytes at data to the tail; -1 when out of memory. */
+int bench_outq_push(struct bench_outq *q, const void *data, size_t len);
+void bench_outq_drop_head(struct bench_outq *q);
+void bench_outq_free(struct bench_outq *q);
 
 /*
  * Gathered writes: appends at p the frame (FIN, text) of the len bytes at

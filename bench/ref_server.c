@@ -17,28 +17,16 @@
  * Runs until SIGINT or SIGTERM.
  */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 
-/* An answer waiting to be written, LWS_PRE bytes of headroom first. */
-struct out_msg {
-	struct out_msg *next;
-	size_t len, off;
-	unsigned char buf[];
-};
-
-struct outq {
-	struct out_msg *head, **tail;
-};
-
 struct session {
 	struct lws *wsi;
 	struct bench_rx rx;
-	struct outq out;
+	struct bench_outq out;
 };
 
 /* An answer held back by sleep_echo, in a list sorted by due time. */
@@ -65,46 +53,7 @@ static struct {
 	unsigned char gather[LWS_PRE + BENCH_FRAG]; /* see write_gathered() */
 } srv;
 
-static volatile sig_atomic_t interrupted;
-
-/* ---- the outbound queue ------------------------------------------------------ */
-
-static void outq_init(struct outq *q)
-{
-	q->head = NULL;
-	q->tail = &q->head;
-}
-
-static int outq_push(struct outq *q, const char *data, size_t len)
-{
-	struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
-
-	if (!m)
-		return -1;
-	m->next = NULL;
-	m->len = len;
-	m->off = 0;
-	memcpy(m->buf + LWS_PRE, data, len);
-	*q->tail = m;
-	q->tail = &m->next;
-	return 0;
-}
-
-static void outq_drop_head(struct outq *q)
-{
-	struct out_msg *m = q->head;
-
-	q->head = m->next;
-	if (!q->head)
-		q->tail = &q->head;
-	free(m);
-}
-
-static void outq_free(struct outq *q)
-{
-	while (q->head)
-		outq_drop_head(q);
-}
+/* ---- the outbound queue (bench_outq) ---------------------------------------- */
 
 /*
  * Frames as many whole queued answers as fit in srv.gather and sends them
@@ -114,17 +63,17 @@ static void outq_free(struct outq *q)
  * from being the bottleneck the clients are measured against.
  * Returns bytes written, 0 when the head answer is too big to gather.
  */
-static int write_gathered(struct lws *wsi, struct outq *q)
+static int write_gathered(struct lws *wsi, struct bench_outq *q)
 {
 	unsigned char *p = srv.gather + LWS_PRE;
 	size_t n = 0, room = BENCH_FRAG;
-	struct out_msg *m;
+	struct bench_msg *m;
 
 	while ((m = q->head) && m->off == 0 &&
 	       m->len + BENCH_FRAME_HEADER_MAX <= room - n) {
 		n = (size_t)(bench_frame_append(NULL, p + n, m->buf + LWS_PRE,
 						m->len, 0) - p);
-		outq_drop_head(q);
+		bench_outq_drop_head(q);
 	}
 	if (n && lws_write(wsi, p, n, LWS_WRITE_RAW) < (int)n)
 		return -1;
@@ -132,7 +81,7 @@ static int write_gathered(struct lws *wsi, struct outq *q)
 }
 
 /* From SERVER_WRITEABLE: small answers gathered, big ones in fragments. */
-static int outq_write(struct lws *wsi, struct outq *q)
+static int outq_write(struct lws *wsi, struct bench_outq *q)
 {
 	int burst = 0, n;
 
@@ -146,7 +95,7 @@ static int outq_write(struct lws *wsi, struct outq *q)
 					 q->head->len, &q->head->off))
 			return -1;
 		if (q->head->off == q->head->len)
-			outq_drop_head(q);
+			bench_outq_drop_head(q);
 	}
 	if (q->head)
 		lws_callback_on_writable(wsi);
@@ -215,7 +164,7 @@ static void delayed_fire(lws_sorted_usec_list_t *sul)
 		srv.head = d->next;
 		if (!srv.head)
 			srv.tail = NULL;
-		if (outq_push(&d->s->out, d->data, d->len) == 0)
+		if (bench_outq_push(&d->s->out, d->data, d->len) == 0)
 			lws_callback_on_writable(d->s->wsi);
 		free(d);
 	}
@@ -453,7 +402,7 @@ static void handle_message(struct session *s, const char *p, size_t len)
 		return;
 	if (r.delay_ms > 0) {
 		delayed_add(s, r.text.p, r.text.len, r.delay_ms);
-	} else if (outq_push(&s->out, r.text.p, r.text.len) == 0) {
+	} else if (bench_outq_push(&s->out, r.text.p, r.text.len) == 0) {
 		lws_callback_on_writable(s->wsi);
 	}
 }
@@ -469,7 +418,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(s, 0, sizeof *s);
 		s->wsi = wsi;
-		outq_init(&s->out);
+		bench_outq_init(&s->out);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		switch (bench_rx_add(&s->rx, wsi, in, len)) {
@@ -485,7 +434,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return outq_write(wsi, &s->out);
 	case LWS_CALLBACK_CLOSED:
 		delayed_drop(s);
-		outq_free(&s->out);
+		bench_outq_free(&s->out);
 		bench_rx_free(&s->rx);
 		return 0;
 	default:
@@ -500,47 +449,18 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1; /* poll() returns EINTR, the loop sees the flag */
-}
-
-static struct lws_context *create_context(int port)
+int main(int argc, char **argv)
 {
 	struct lws_context_creation_info ci;
 
 	memset(&ci, 0, sizeof ci);
-	ci.port = port;
-	ci.iface = "127.0.0.1";
-	/* with IPv6 on, an IPv4 iface would silently listen everywhere */
-	ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+	ci.port = argc > 1 ? atoi(argv[1]) : 0;
 	ci.protocols = protocols;
 	ci.pt_serv_buf_size = BENCH_FRAG;
 	ci.fd_limit_per_thread = 1024;
-	return lws_create_context(&ci);
-}
-
-int main(int argc, char **argv)
-{
-	struct sigaction sa;
-	int port = argc > 1 ? atoi(argv[1]) : 0;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	bench_quiet_logs();
-	if (!(srv.cx = create_context(port))) {
-		fprintf(stderr, "ref_server: cannot listen on 127.0.0.1:%d\n", port);
+	if (!(srv.cx = bench_server_start(&ci, "ref_server")))
 		return 1;
-	}
-	printf("PORT %d\n", lws_get_vhost_listen_port(
-		       lws_get_vhost_by_name(srv.cx, "default")));
-	fflush(stdout);
-	while (!interrupted && lws_service(srv.cx, 0) >= 0)
-		;
-	lws_context_destroy(srv.cx); /* CLOSED for each session frees it */
+	bench_server_run(srv.cx);
 	bench_buf_free(&srv.scratch);
 	return 0;
 }

@@ -1,9 +1,12 @@
 #!/bin/bash
 # The server bench (issue 16): `make scale` here, or `make bench` at the top.
 #
-#   1. throughput: out/loadgen against our listener (scale_server.lua) and
-#      the C floor (ref_server.c), rows 1 x 1, 1 x 100 and 50 x 10 in
-#      flight; calls/s and the server's CPU per call (from /proc).
+#   1. throughput: out/loadgen against our listener (scale_server.lua),
+#      the issue's C floor (floor_server.c: libwebsockets + jansson, one
+#      lws_write per answer) and, for reference, the hand-tuned C server
+#      (ref_server.c: no JSON library, gathered writes); rows 1 x 1,
+#      1 x 100 and 50 x 10 in flight; calls/s and the server's CPU per
+#      call (from /proc).
 #   2. the idle curve: 0 / 1k / 5k / 10k / 15k idle connections on one
 #      process: its memory per connection and one client's sequential
 #      calls/s (the O(1) check: >= 0.8x the rate with none open).
@@ -33,9 +36,14 @@ HARD=$(ulimit -Hn)
 ulimit -n "$HARD"
 PER_HOLDER=$(( HARD - 500 ))  # descriptors one loadgen may use for sockets
 export LOADGEN_SRCS=${LOADGEN_SRCS:-8}
-# The listeners' keepalive (scale_server.lua): 300 s, libwebsockets' own
-# default. With the library's default of 30 s the 100k run loses a few
-# hundred connections to resets once ~75k are open (not yet explained).
+# The listeners' keepalive (scale_server.lua): 300 s, so that no ping is
+# due while a run lasts. libwebsockets 4.1.6 keeps a process's timers in one
+# sorted list and inserts by walking it from the head: each ping and each
+# pong costs O(connections), a keepalive round O(connections^2). With the
+# library's default of 30 s, six workers holding ~12k-17k each saturate the
+# machine, pongs are read after the hangup deadline and the 100k run lost
+# 58-197 connections once ~75k were open (keepalive.sh shows it small: not
+# the load generator, the C floor on lws alike). "off": no keepalive.
 export SCALE_KEEPALIVE=${SCALE_KEEPALIVE:-300}
 
 server_pin= client_pin=
@@ -55,13 +63,15 @@ trap cleanup EXIT
 start_server() {
 	local log=out/scale-$1.log
 	shift
-	rm -f "$log"
+	# made here, not by the background job's redirection: awk could look
+	# for it first, fail, and set -e would end the script (no log written)
+	: > "$log"
 	$server_pin "$@" > "$log" 2>&1 &
 	spid=$!
 	pids+=("$spid")
 	port=
 	for _ in $(seq 100); do
-		port=$(awk '/^PORT /{print $2}' "$log")
+		port=$(awk '/^PORT /{print $2}' "$log" || true)
 		[ -n "$port" ] && return 0
 		sleep 0.1
 	done
@@ -97,12 +107,6 @@ one_run() {
 }
 
 median() { sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0" }'; }
-
-# calls CONNS INFLIGHT -> "calls/s cpu_us_per_call" (median of ROUNDS by rate)
-calls() {
-	local r
-	for r in $(seq "$ROUNDS"); do one_run "$port" "$spid" "$1" "$2"; done | median
-}
 
 # compare PORT PID: one client's sequential calls/s on this server and on
 # the base server (none open), runs interleaved so that the machine's other
@@ -153,60 +157,89 @@ held() { grep -h '^OPEN' out/scale-hold-*.log 2>/dev/null | awk '{ s += $2 } END
 
 : > out/scale-raw.txt
 report=out/scale.txt
-{
-echo "### Server throughput: our listener against the C floor"
-echo
-echo "out/loadgen, $ROUNDS rounds of ${SECS} s, medians; server CPU per call from /proc (user + system)."
-echo
-echo "| workload | floor calls/s | ours calls/s | ours/floor | floor CPU µs/call | ours CPU µs/call | CPU ours/floor |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-} > "$report"
+: > "$report"
 part() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
-part throughput && for row in "1 1" "1 100" "50 10"; do
-	set -- $row
-	start_server ref out/ref_server 0
-	read -r f_rate f_cpu < <(calls "$1" "$2")
-	stop_servers
-	start_server lua "$LUA" scale_server.lua 0
-	read -r l_rate l_cpu < <(calls "$1" "$2")
-	stop_servers
-	awk -v w="$1 × $2 in flight" -v fr="$f_rate" -v lr="$l_rate" -v fc="$f_cpu" -v lc="$l_cpu" 'BEGIN {
-		printf "| %s | %d | %d | %.2f× | %.1f | %.1f | %.2f× |\n", w, fr, lr, lr / fr, fc, lc, lc / fc }' >> "$report"
-done
+# throughput_row CONNS INFLIGHT: ROUNDS rounds, each one run on the floor,
+# on our listener and on the hand-tuned server in turn (so the machine's
+# other work weighs on all three alike); medians -> one table row
+throughput_row() {
+	local r f=out/scale-tp-floor l=out/scale-tp-lua h=out/scale-tp-ref
+	: > $f; : > $l; : > $h
+	for r in $(seq "$ROUNDS"); do
+		one_run "$fport" "$fpid" "$1" "$2" >> $f
+		one_run "$lport" "$lpid" "$1" "$2" >> $l
+		one_run "$rport" "$rpid" "$1" "$2" >> $h
+	done
+	read -r f_rate f_cpu < <(median < $f)
+	read -r l_rate l_cpu < <(median < $l)
+	read -r r_rate r_cpu < <(median < $h)
+	awk -v w="$1 × $2 in flight" -v fr="$f_rate" -v lr="$l_rate" -v fc="$f_cpu" \
+		-v lc="$l_cpu" -v rr="$r_rate" -v rc="$r_cpu" 'BEGIN {
+		printf "| %s | %d | %d | %.2f× | %.1f | %.1f | %.2f× | %d | %.1f |\n",
+			w, fr, lr, (fr ? lr / fr : 0), fc, lc, (fc > 0 ? lc / fc : 0), rr, rc }'
+}
 
-{
-echo
-echo "### Idle connections: memory and one client's sequential calls/s"
-echo
-echo "One client's sequential calls (1 × 1) on the server holding the idle connections and, interleaved, on a second server with none open; $IDLE_ROUNDS rounds of ${SECS} s each, medians."
-echo
-echo "| idle connections | processes | server RSS MB | KB per idle connection | calls/s (1 × 1) | none open, same time | ratio |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
-} >> "$report"
-: > out/scale.dat
-part idle || LEVELS=
-start_server base "$LUA" scale_server.lua 0
-bport=$port bpid=$spid
-start_server lua "$LUA" scale_server.lua 0
-rss0=$(rss_kb "$spid")
-for level in $LEVELS; do
-	if ! hold $(( level - $(held) )); then
-		echo "| $level | 1 | stopped: $held_why | | | | |" >> "$report"
-		break
-	fi
-	sleep 1
-	rss=$(rss_kb "$spid")
-	read -r rate base < <(compare "$port" "$spid")
-	awk -v n="$level" -v r="$rss" -v r0="$rss0" -v c="$rate" -v b="$base" 'BEGIN {
-		printf "| %d | 1 | %.1f | %s | %d | %d | %.2f× |\n", n, r / 1024,
-			n ? sprintf("%.2f", (r - r0) / n) : "-", c, b, c / b }' >> "$report"
-	echo "$level $rss $rate $base" >> out/scale.dat
-done
-release_all
+if part throughput; then
+	{
+	echo "### Server throughput: our listener against the C floor"
+	echo
+	echo "out/loadgen, $ROUNDS rounds of ${SECS} s (the three servers in turn within a round), medians; server CPU per call from /proc (user + system)."
+	echo
+	echo "- **floor**: \`bench/floor_server.c\`, the issue's floor: libwebsockets 4.1.6 (its default \`poll()\` loop) and jansson, one \`lws_write()\` per answer."
+	echo "- **ours**: \`bench/scale_server.lua\` (\`jsonrpc.listen\`)."
+	echo "- **hand-tuned C**: \`bench/ref_server.c\`: libwebsockets, no JSON library (raw byte copies), answers gathered into one \`send()\`; for reference, not the target."
+	echo
+	echo "| workload | floor calls/s | ours calls/s | ours/floor | floor CPU µs/call | ours CPU µs/call | CPU ours/floor | hand-tuned C calls/s | hand-tuned C CPU µs/call |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	} >> "$report"
+	start_server floor out/floor_server 0
+	fport=$port fpid=$spid
+	start_server lua "$LUA" scale_server.lua 0
+	lport=$port lpid=$spid
+	start_server ref out/ref_server 0
+	rport=$port rpid=$spid
+	for row in "1 1" "1 100" "50 10"; do
+		throughput_row $row >> "$report"
+	done
+	stop_servers
+fi
+
+if part idle || part big; then
+	: > out/scale.dat
+	{
+	[ -s "$report" ] && echo
+	echo "### Idle connections: memory and one client's sequential calls/s"
+	echo
+	echo "One client's sequential calls (1 × 1) on the server holding the idle connections and, interleaved, on a second server with none open; $IDLE_ROUNDS rounds of ${SECS} s each, medians."
+	echo
+	echo "| idle connections | processes | server RSS MB | KB per idle connection | calls/s (1 × 1) | none open, same time | ratio |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|"
+	} >> "$report"
+	start_server base "$LUA" scale_server.lua 0
+	bport=$port bpid=$spid
+fi
+
+if part idle; then
+	start_server lua "$LUA" scale_server.lua 0
+	rss0=$(rss_kb "$spid")
+	for level in $LEVELS; do
+		if ! hold $(( level - $(held) )); then
+			echo "| $level | 1 | stopped: $held_why | | | | |" >> "$report"
+			break
+		fi
+		sleep 1
+		rss=$(rss_kb "$spid")
+		read -r rate base < <(compare "$port" "$spid")
+		awk -v n="$level" -v r="$rss" -v r0="$rss0" -v c="$rate" -v b="$base" 'BEGIN {
+			printf "| %d | 1 | %.1f | %s | %d | %d | %.2f× |\n", n, r / 1024,
+				n ? sprintf("%.2f", (r - r0) / n) : "-", c, b, c / b }' >> "$report"
+		echo "$level $rss $rate $base" >> out/scale.dat
+	done
+	release_all
+fi
 
 if part big && [ "$BIG" -gt 0 ]; then
-	[ -n "${bport:-}" ] || { start_server base "$LUA" scale_server.lua 0; bport=$port bpid=$spid; }
 	start_server workers "$LUA" scale_server.lua 0 "$WORKERS"
 	sleep 0.5
 	rss0=$(rss_kb "$spid")
@@ -241,5 +274,5 @@ plot "out/scale.dat" using 1:($2/1024) with linespoints lw 2 title "server memor
      "out/scale.dat" using 1:3 axes x1y2 with linespoints lw 2 title "calls/s, 1 x 1", \
      "out/scale.dat" using 1:4 axes x1y2 with linespoints lw 1 dt 2 title "calls/s, 1 x 1, a server with none open (same time)"
 EOF
-gnuplot out/scale.gp || echo "scale.sh: gnuplot failed; data in out/scale.dat" >&2
+{ part idle || part big; } && { gnuplot out/scale.gp || echo "scale.sh: gnuplot failed; data in out/scale.dat" >&2; }
 cat "$report"

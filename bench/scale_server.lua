@@ -8,9 +8,13 @@ local jsonrpc = require "jsonrpc_websocket"
 
 local port = tonumber(arg[1]) or 0
 local workers = tonumber(arg[2]) or 1
+-- SCALE_KEEPALIVE: the listeners' keepalive in seconds, "off" for none,
+-- unset for the library's default
+local keepalive = os.getenv("SCALE_KEEPALIVE")
+if keepalive == "off" then keepalive = false else keepalive = math.tointeger(tonumber(keepalive)) end
 -- max_connections: the library caps a listener at 10,000 by default
 local srv = jsonrpc.listen { port = port, workers = workers > 1 and workers or nil,
-  max_connections = 1000000, keepalive = tonumber(os.getenv("SCALE_KEEPALIVE") or "") or nil }
+  max_connections = 1000000, keepalive = keepalive }
 srv.add = function(a, b) return a + b end
 -- the Lua heap after a full collection, and the process's resident size
 srv.stats = function()

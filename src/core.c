@@ -32,5 +32,7 @@ LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L)
 	jr_json_open(L);
 	lua_pushcfunction(L, l_new_list);
 	lua_setfield(L, -2, "new_list");
+	lua_pushinteger(L, JR_INLINE_ARGS);
+	lua_setfield(L, -2, "INLINE_ARGS");
 	return 1;
 }

@@ -66,24 +66,39 @@ static int l_timeout(lua_State *L)
 	return 1;
 }
 
-/* A message, or the response it is when it is a simple one (scan.c):
- * read here, it never becomes a Lua string. Returns how many pushed. */
-static int jr_push_message(lua_State *L, jr_event *e)
+typedef int (*jr_reader)(lua_State *L, const char *text, size_t len);
+
+/* Pushes handler and what read() makes of the message e; returns how many
+ * values that is, or 0 (leaving nothing pushed) when read() did not take
+ * it. */
+static int jr_read_as(lua_State *L, const char *handler, jr_reader read,
+		      jr_event *e)
 {
 	int n;
 
+	lua_pushstring(L, handler);
+	if ((n = read(L, e->data, e->len)))
+		return 1 + n;
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* A message, or the request, notification or response it is when it is
+ * a simple one (scan.c): read here, it never becomes a Lua string. A
+ * listener's session is asked for requests first, a client for
+ * responses. Returns how many pushed. */
+static int jr_push_message(lua_State *L, jr_event *e)
+{
+	int n, session = jr_conn_listener(e->conn) != NULL;
+
 	jr_conn_trace_in(L, e->conn, e->data, e->len);
 	jr_conn_push_owner(L, e->conn);
-	if (jr_conn_builtin_codec(e->conn)) {
-		lua_pushliteral(L, "on_response");
-		if ((n = jr_push_response(L, e->data, e->len)))
-			return 2 + n;
-		lua_pop(L, 1);
-		lua_pushliteral(L, "on_responses");
-		if ((n = jr_push_responses(L, e->data, e->len)))
-			return 2 + n;
-		lua_pop(L, 1);
-	}
+	if (jr_conn_builtin_codec(e->conn) &&
+	    ((session && (n = jr_push_request(L, e->data, e->len))) ||
+	     (n = jr_read_as(L, "on_response", jr_push_response, e)) ||
+	     (n = jr_read_as(L, "on_responses", jr_push_responses, e)) ||
+	     (!session && (n = jr_push_request(L, e->data, e->len)))))
+		return 1 + n;
 	lua_pushliteral(L, "on_message");
 	lua_pushlstring(L, e->data, e->len);
 	lua_pushboolean(L, e->binary);
@@ -99,7 +114,12 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "on_message", data, is_binary
  *   owner, "on_response", id, result [, true: result is JSON to decode]
  *   owner, "on_responses", {id, result, true|nil, ...}, count: a batch
- *          (these two only for conns with builtin_codec: see scan.c)
+ *   owner, "on_request", method, id, nargs, args...: a request, its id
+ *          as the reply echoes it (an integer, or its exact text), its
+ *          handler's arguments (nargs of them; more than 4: one table
+ *          holds them)
+ *   owner, "on_notification", method, params, params_is_object
+ *          (these four only for conns with builtin_codec: see scan.c)
  *   owner, "on_closed", code, reason, failure, http_status, was_open,
  *          closed_here, unsent
  *   listener, "on_accept", conn, address (server.c)

@@ -13,7 +13,7 @@
 #include "jrws.h"
 
 /* Bytes needed for the value at idx, or 0 when it is not simple. */
-static size_t jr_value_size(lua_State *L, int idx)
+size_t jr_simple_value_size(lua_State *L, int idx)
 {
 	size_t len;
 	const char *s;
@@ -34,7 +34,7 @@ static size_t jr_value_size(lua_State *L, int idx)
 	}
 }
 
-static char *jr_write_value(lua_State *L, int idx, char *p)
+char *jr_write_simple_value(lua_State *L, int idx, char *p)
 {
 	size_t len;
 	const char *s;
@@ -66,7 +66,7 @@ size_t jr_simple_array_size(lua_State *L, int first, int n)
 	int i;
 
 	for (i = 0; i < n; i++) {
-		size_t size = jr_value_size(L, first + i);
+		size_t size = jr_simple_value_size(L, first + i);
 		if (!size)
 			return 0;
 		total += size;
@@ -82,7 +82,7 @@ char *jr_write_simple_array(lua_State *L, int first, int n, char *p)
 	for (i = 0; i < n; i++) {
 		if (i)
 			*p++ = ',';
-		p = jr_write_value(L, first + i, p);
+		p = jr_write_simple_value(L, first + i, p);
 	}
 	*p++ = ']';
 	return p;

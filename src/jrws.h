@@ -140,6 +140,7 @@ jr_event *jr_loop_take(jr_loop *loop);
 void jr_event_free(jr_event *e);
 void jr_loop_forget_conn(jr_loop *loop, jr_conn *c);
 void jr_loop_wake(jr_loop *loop);
+void jr_loop_closed(jr_loop *loop);
 void jr_loop_changed(jr_loop *loop);
 void jr_loop_poke(jr_loop *loop);
 void jr_loop_settle(jr_loop *loop);
@@ -222,6 +223,8 @@ char *jr_write_message_end(char *p, int has_id, lua_Integer id);
 size_t jr_batch_size(lua_State *L, int list, lua_Integer n);
 char *jr_write_batch(lua_State *L, int list, lua_Integer n,
 		     lua_Integer first_id, char *p, lua_Integer *nids);
+size_t jr_simple_value_size(lua_State *L, int idx);
+char *jr_write_simple_value(lua_State *L, int idx, char *p);
 size_t jr_simple_array_size(lua_State *L, int first, int n);
 char *jr_write_simple_array(lua_State *L, int first, int n, char *p);
 extern const luaL_Reg jr_encode_functions[];
@@ -234,6 +237,8 @@ extern const luaL_Reg jr_encode_functions[];
 typedef struct jr_scratch jr_scratch;
 void jr_json_open(lua_State *L);
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
+const char *jr_json_read_value(lua_State *L, const char *p, const char *end,
+			       int depth);
 const char *jr_json_skip(const char *p, const char *end);
 size_t jr_json_string_size(const char *s, size_t len);
 char *jr_json_write_string(char *p, const char *s, size_t len);
@@ -241,8 +246,12 @@ char *jr_json_write_float(char *p, double x);
 char *jr_json_write_integer(char *p, lua_Integer v);
 
 /* scan.c */
+/* Arguments a request event carries itself (pop returns at most 9
+ * values: owner, handler, method, id, count and these); core.INLINE_ARGS */
+#define JR_INLINE_ARGS 4
 int jr_push_response(lua_State *L, const char *text, size_t len);
 int jr_push_responses(lua_State *L, const char *text, size_t len);
+int jr_push_request(lua_State *L, const char *text, size_t len);
 extern const luaL_Reg jr_scan_functions[];
 
 #endif

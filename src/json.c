@@ -44,8 +44,9 @@
 #define JR_SPARSE_SAFE 10   /* arrays up to this length may be any sparse */
 #define JR_SCRATCH_KEEP (1024 * 1024) /* a scratch larger is freed after use */
 
-/* its address is the registry key of array_mt */
+/* their addresses are the registry keys of array_mt and of the scratch */
 static const char jr_json_array_key = 0;
+static const char jr_json_scratch_key = 0;
 
 /* ---- scratch buffer (upvalue 1 of json_encode and json_decode) ------ */
 
@@ -831,6 +832,29 @@ const char *jr_json_skip(const char *p, const char *end)
 	return decode_value(&d) ? d.p : NULL;
 }
 
+/* The value at p (space before it skipped), `depth` levels deep in a
+ * message (so the nesting limit counts the message around it), decoded
+ * with the codec's own scratch buffer (json_decode's), for scan.c: pushes
+ * it and returns its end; or pushes nothing and returns NULL when it is
+ * not valid JSON. Raises only when memory runs out. */
+const char *jr_json_read_value(lua_State *L, const char *p, const char *end,
+			       int depth)
+{
+	jr_decoder d = { L, p, end, NULL, depth, NULL };
+	int top = lua_gettop(L);
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
+	d.scratch = lua_touserdata(L, -1);
+	lua_pop(L, 1); /* the registry keeps it */
+	skip_space(&d);
+	if (!decode_value(&d)) {
+		lua_settop(L, top);
+		d.p = NULL;
+	}
+	scratch_trim(d.scratch);
+	return d.p;
+}
+
 /* json_decode(text) -> value | nil, message */
 static int l_json_decode(lua_State *L)
 {
@@ -1090,6 +1114,8 @@ void jr_json_open(lua_State *L)
 	lua_pushcfunction(L, scratch_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
 	/* array_mt: the metatable that marks a table as an array */
 	lua_newtable(L);
 	lua_pushliteral(L, "jsonrpc_websocket.array");

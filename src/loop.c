@@ -31,13 +31,15 @@ static unsigned int jr_fd_limit(void)
 	return 0;
 }
 
+/* Whether lws's own lines go to stderr: JSONRPC_WS_DEBUG set and not "0",
+ * read when the engine starts (jr_log_levels). lws reports failures
+ * through our events; its lines are noise for users unless they ask for
+ * them (as trace.lua reads it). */
+static int jr_log_shown;
+
 static void jr_log_emit(int level, const char *line)
 {
-	/* lws reports failures through our events; its own lines are noise
-	 * for users unless they ask for them (as trace.lua reads it). */
-	const char *debug = getenv("JSONRPC_WS_DEBUG");
-
-	if (debug && *debug && strcmp(debug, "0"))
+	if (jr_log_shown)
 		fprintf(stderr, "libwebsockets[%d]: %s", level, line);
 }
 
@@ -47,6 +49,7 @@ static int jr_log_levels(void)
 	const char *s = getenv("JSONRPC_WS_DEBUG");
 	int n = s ? atoi(s) : 0;
 
+	jr_log_shown = s && *s && strcmp(s, "0");
 	return n > 1 ? n : LLL_ERR | LLL_WARN;
 }
 
@@ -189,8 +192,8 @@ void jr_loop_forget_conn(jr_loop *loop, jr_conn *c)
 }
 
 /*
- * A connection closed: its event may have been queued outside lws's I/O
- * phase (in its timer phase: a handshake or close timeout), and the
+ * An event was queued that may have come outside lws's I/O phase (in its
+ * timer phase: a handshake or close timeout, the send queue's stall): the
  * uv_run in progress must not then go on to wait in epoll. Outside a step
  * there is nothing to cut short.
  */
@@ -198,6 +201,13 @@ void jr_loop_wake(jr_loop *loop)
 {
 	if (loop->in_service)
 		uv_stop(&loop->uv);
+}
+
+/* A connection closed: the step wakes, and looks once more for I/O before
+ * it ends (see jr_loop_service). */
+void jr_loop_closed(jr_loop *loop)
+{
+	jr_loop_wake(loop);
 	loop->closed = 1;
 }
 

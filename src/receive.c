@@ -117,7 +117,7 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 		return;
 	}
 	if (c->loop && !jr_loop_push(c->loop, c, JR_EV_CLOSED, NULL, 0, 0))
-		jr_loop_wake(c->loop);
+		jr_loop_closed(c->loop);
 }
 
 /* The subprotocol the server chose, if any. */

@@ -147,14 +147,31 @@ static const char *next_item(const char *p, const char *end, char close,
 	return p < end && *p == close ? p : NULL;
 }
 
-/* p at a member of an object: its key (quotes included) in *k, *klen,
- * and the start of its value; NULL when malformed. */
+/* p at a string's opening quote: just past its closing quote when the
+ * string is plain (printable ASCII, no escapes: valid JSON at a glance),
+ * else NULL. The keys the fast paths look for are all plain: a message
+ * with another key goes the general way. */
+static const char *plain_string_end(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"')
+			return p + 1;
+		if (ch == '\\' || ch < 0x20 || ch >= 0x80)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* p at a member of an object: its key (quotes excluded) in *k, *klen,
+ * and the start of its value; NULL when malformed, or when the key is not
+ * plain (see plain_string_end). */
 static const char *member_value(const char *p, const char *end,
 				const char **k, size_t *klen)
 {
 	const char *kend;
 
-	if (p >= end || *p != '"' || !(kend = skip_value(p, end)))
+	if (p >= end || *p != '"' || !(kend = plain_string_end(p, end)))
 		return NULL;
 	*k = p + 1;
 	*klen = (size_t)(kend - 1 - *k);
@@ -361,6 +378,170 @@ int jr_push_responses(lua_State *L, const char *text, size_t len)
 	return 2;
 }
 
+/* Whether the member key k, klen is name; a key seen already (*seen) ends
+ * the fast path: a duplicate is the general path's to judge. */
+static int key_is(const char *k, size_t klen, const char *name, size_t n,
+		  const char *seen)
+{
+	return klen == n && !memcmp(k, name, n) && !seen;
+}
+
+/* An id the reply can echo as it is: a string, a number or null. */
+static int is_echoable_id(const char *v, const char *end)
+{
+	return *v == '"' || *v == '-' || (*v >= '0' && *v <= '9') ||
+	       (end - v == 4 && !memcmp(v, "null", 4));
+}
+
+/* The id of a request as the reply echoes it: an integer when its text is
+ * one plainly (no "-0"), else its exact text; nil when there is none. */
+static void push_id(lua_State *L, const char *id, const char *id_end)
+{
+	if (!id)
+		lua_pushnil(L);
+	else if ((*id == '-' && id[1] == '0') || !push_integer(L, id, id_end))
+		lua_pushlstring(L, id, (size_t)(id_end - id));
+}
+
+/* Turns a JSON null on the top of the stack into nil. */
+static void null_to_nil(lua_State *L)
+{
+	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+	}
+}
+
+/*
+ * A handler's arguments from the params array at p (valid JSON: checked
+ * already), each element decoded, JSON null as nil: up to JR_INLINE_ARGS
+ * of them pushed as they are, more gathered into one table (pushed
+ * alone). Returns how many arguments there are; -1 (nothing pushed) when
+ * an element is nested too deep.
+ */
+static int push_arguments(lua_State *L, const char *p, const char *end)
+{
+	int top = lua_gettop(L), n = 0, more, i;
+
+	p = skip_ws(p + 1, end);
+	if (*p == ']')
+		return 0;
+	for (more = 1; more; n++) {
+		if (n == JR_INLINE_ARGS) { /* too many: into a table */
+			lua_createtable(L, 2 * JR_INLINE_ARGS, 0);
+			lua_insert(L, top + 1);
+			for (i = n; i >= 1; i--)
+				lua_rawseti(L, top + 1, i);
+		}
+		if (!(p = jr_json_read_value(L, p, end, 2))) {
+			lua_settop(L, top);
+			return -1;
+		}
+		null_to_nil(L);
+		if (n >= JR_INLINE_ARGS)
+			lua_rawseti(L, top + 1, n + 1);
+		p = next_item(p, end, ']', &more);
+	}
+	return n;
+}
+
+/* A request's event: "on_request", method, id, the count of arguments
+ * and the arguments (push_arguments; object params: one, the table). The
+ * stack holds method and id. Returns how many values it pushed in all;
+ * 0 (nothing left pushed) when params nest too deep. */
+static int push_request_event(lua_State *L, const char *params,
+			      const char *end)
+{
+	int top = lua_gettop(L), nargs = 0;
+
+	if (params && *params == '{') {
+		if (!jr_json_read_value(L, params, end, 1))
+			return 0;
+		nargs = 1;
+	} else if (params && (nargs = push_arguments(L, params, end)) < 0) {
+		return 0;
+	}
+	lua_pushinteger(L, nargs);
+	lua_insert(L, top + 1);
+	lua_pushliteral(L, "on_request");
+	lua_insert(L, top - 1);
+	return 4 + (nargs > JR_INLINE_ARGS ? 1 : nargs);
+}
+
+/* A notification's event: "on_notification", method, params (decoded, as
+ * streams take them; nil when none), whether params is an object. The
+ * stack holds method. Returns 4, or 0 (nothing left pushed) when params
+ * nest too deep. */
+static int push_notification_event(lua_State *L, const char *params,
+				   const char *end)
+{
+	if (!params)
+		lua_pushnil(L);
+	else if (!jr_json_read_value(L, params, end, 1))
+		return 0;
+	lua_pushboolean(L, params && *params == '{');
+	lua_pushliteral(L, "on_notification");
+	lua_insert(L, -4);
+	return 4;
+}
+
+/*
+ * The fast path for the common request or notification: an object of
+ * "jsonrpc", "method" (a string without escapes), "params" (an array or
+ * an object) and "id" (a string, a number or null), in any order, each at
+ * most once, params and id optional, nothing else. Pushes the event it
+ * makes (push_request_event, push_notification_event; the id as the
+ * reply echoes it: push_id) and returns how many values that is.
+ * Anything else pushes nothing and returns 0: the general path
+ * (dispatch.lua) reads it and says what is wrong with it.
+ */
+int jr_push_request(lua_State *L, const char *text, size_t len)
+{
+	const char *end = text + len, *p = skip_ws(text, end);
+	const char *version = NULL, *method = NULL, *method_end = NULL;
+	const char *params = NULL, *id = NULL, *id_end = NULL;
+	int more = 1, top = lua_gettop(L), n;
+
+	if (p >= end || *p != '{')
+		return 0;
+	for (p = skip_ws(p + 1, end); more;) {
+		const char *k, *v;
+		size_t klen;
+		/* most values here are plain strings: checked at a glance */
+		if (!(v = member_value(p, end, &k, &klen)) ||
+		    (!(*v == '"' && (p = plain_string_end(v, end))) &&
+		     !(p = skip_value(v, end))))
+			return 0;
+		if (key_is(k, klen, "params", 6, params))
+			params = v;
+		else if (key_is(k, klen, "method", 6, method))
+			method = v, method_end = p;
+		else if (key_is(k, klen, "id", 2, id))
+			id = v, id_end = p;
+		else if (key_is(k, klen, "jsonrpc", 7, version))
+			version = v;
+		else
+			return 0;
+		if (!(p = next_item(p, end, '}', &more)))
+			return 0;
+	}
+	if (skip_ws(p + 1, end) != end || !method || *method != '"' ||
+	    memchr(method, '\\', (size_t)(method_end - method)) ||
+	    (params && *params != '[' && *params != '{') ||
+	    (id && !is_echoable_id(id, id_end)))
+		return 0;
+	lua_pushlstring(L, method + 1, (size_t)(method_end - method - 2));
+	if (id) {
+		push_id(L, id, id_end);
+		n = push_request_event(L, params, end);
+	} else {
+		n = push_notification_event(L, params, end);
+	}
+	if (!n)
+		lua_settop(L, top);
+	return n;
+}
+
 static int l_json_response(lua_State *L)
 {
 	size_t len;
@@ -368,8 +549,18 @@ static int l_json_response(lua_State *L)
 	return jr_push_response(L, text, len);
 }
 
+/* json_request(text) -> the event pop would make of a request or
+ * notification ("on_request", ... | "on_notification", ...), or nothing. */
+static int l_json_request(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	return jr_push_request(L, text, len);
+}
+
 const luaL_Reg jr_scan_functions[] = {
 	{"json_member", l_json_member},
+	{"json_request", l_json_request},
 	{"json_elements", l_json_elements},
 	{"json_response", l_json_response},
 	{NULL, NULL}

@@ -399,6 +399,46 @@ static int l_send_call(lua_State *L)
 	return jr_queue_written(L, c, o, jr_write_message_end(p, has_id, id));
 }
 
+#define JR_RESULT_HEAD "{\"jsonrpc\":\"2.0\",\"id\":"
+#define JR_RESULT_KEY ",\"result\":"
+
+/*
+ * conn:send_result(id, value) -> true | false, why, kind | nothing
+ * The success response {"jsonrpc":"2.0","id":id,"result":value} (id: the
+ * request's id, an integer or its exact text), written here when value is
+ * simple (encode.c) and the codec is ours (builtin_codec); else returns
+ * nothing, and the Lua codec does it.
+ */
+static int l_send_result(lua_State *L)
+{
+	jr_conn *c = jr_check_conn(L, 1);
+	int integer_id = lua_isinteger(L, 2);
+	size_t idlen = JR_NUMBER_MAX, size;
+	const char *raw_id = integer_id ? NULL : luaL_checklstring(L, 2, &idlen);
+	struct jr_out *o;
+	char *p;
+
+	if (!c->builtin_codec || !(size = jr_simple_value_size(L, 3)))
+		return 0;
+	if (jr_cannot_send(L, c, 0))
+		return 3;
+	o = jr_out_new(L, sizeof JR_RESULT_HEAD + idlen + sizeof JR_RESULT_KEY
+		       + size, 0, 0);
+	p = (char *)o->buf + LWS_PRE;
+	memcpy(p, JR_RESULT_HEAD, sizeof JR_RESULT_HEAD - 1);
+	p += sizeof JR_RESULT_HEAD - 1;
+	if (integer_id) {
+		p = jr_json_write_integer(p, lua_tointeger(L, 2));
+	} else {
+		memcpy(p, raw_id, idlen);
+		p += idlen;
+	}
+	memcpy(p, JR_RESULT_KEY, sizeof JR_RESULT_KEY - 1);
+	p = jr_write_simple_value(L, 3, p + sizeof JR_RESULT_KEY - 1);
+	*p++ = '}';
+	return jr_queue_written(L, c, o, p);
+}
+
 /*
  * conn:send_batch(n, list, notify, first_id) -> true | false, why, kind:
  * the batch of n messages that list and notify describe (encode.c,
@@ -455,6 +495,7 @@ static int l_queued(lua_State *L)
 const luaL_Reg jr_send_methods[] = {
 	{"send", l_send},
 	{"send_call", l_send_call},
+	{"send_result", l_send_result},
 	{"send_batch", l_send_batch},
 	{"queue_limits", l_queue_limits},
 	{"queued", l_queued},

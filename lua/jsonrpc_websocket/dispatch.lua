@@ -15,6 +15,8 @@
 --   `report(ep, err)` (a problem nobody waits for),
 --   `take_response(ep, response)` (a decoded response to a call of ours).
 -- Optional:
+--   `send_result(ep, raw_id, result)` -> bool: sends a success reply
+--   when it can write it itself (else dispatch encodes it and sends);
 --   `streams` (stream.lua): may take notifications first (`deliver`);
 --   `waits_for(ep, id)` and `resolve(ep, id, ok, value)`: an undecodable
 --   response still fails the call waiting for its id;
@@ -32,8 +34,10 @@ local errors = require "jsonrpc_websocket.errors"
 local options = require "jsonrpc_websocket.options"
 
 local ProtocolError = errors.ProtocolError
-local json_member, json_elements = core.json_member, core.json_elements
+local json_member, json_elements, json_request =
+  core.json_member, core.json_elements, core.json_request
 local type, pcall, tostring, next = type, pcall, tostring, next
+local co_running, run_service = coroutine.running, sched.run_service
 local unpack, concat = table.unpack, table.concat
 local math_type = math.type
 
@@ -42,6 +46,7 @@ local M = {}
 --- The endpoint each handler task serves: coroutine -> endpoint (weak), so
 -- `jsonrpc.peer()` can find the calling peer.
 M.task_endpoint = setmetatable({}, { __mode = "k" })
+local task_endpoint = M.task_endpoint
 
 local PARSE_ERROR = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
 local INVALID_REQUEST =
@@ -134,10 +139,15 @@ local function slot_taken(ep)
   end
 end
 
+-- What waits (held messages, the rest of a batch) goes on in a later turn.
+local function resume_later(ep)
+  if not ep.resume_timer then ep.resume_timer = sched.timer(0, resume_held, ep) end
+end
+
 local function slot_freed(ep)
   ep.active = ep.active - 1
   if ep.batch_job or ep.held then
-    if not ep.resume_timer then ep.resume_timer = sched.timer(0, resume_held, ep) end
+    resume_later(ep)
   elseif ep.paused and ep.active < ep.max_concurrent then
     read_again(ep)
   end
@@ -162,29 +172,48 @@ local function hold(ep, text)
   end
 end
 
--- Runs in its own task: call the handler, answer (unless a notification).
-local function handle(ep, call, fn, ...)
-  local ok, result = pcall(fn, ...)
-  if call.done then return end -- answered already (handler_timeout)
-  call.done = true
-  sched.cancel(call.timer)
-  if not call.raw_id then
+-- The answer to a handler's outcome (none for a notification's).
+local function answer(ep, batch, raw_id, method, ok, result)
+  if not raw_id then
     if not ok then
       ep:report(ProtocolError(-32000, ("handler for notification '%s' failed: %s")
-        :format(call.method, tostring(result))))
+        :format(method, tostring(result))))
     end
-    return element_done(ep, call.batch)
+    return element_done(ep, batch)
   end
-  reply(ep, call.batch, outcome_text(ep, call.raw_id, call.method, ok, result))
+  if ok and not batch and ep.send_result and ep:send_result(raw_id, result) then return end
+  reply(ep, batch, outcome_text(ep, raw_id, method, ok, result))
 end
 
-local function run_handler(ep, call, fn, ...)
-  handle(ep, call, fn, ...)
+--[[ Handlers run at once, as their request is read, each in a service task
+from the scheduler's pool (sched.run_service): one that returns without
+waiting costs no coroutine, no slot and no timer. One that waits (it calls
+a peer, sleeps) becomes a call in `waiting` from then on: it holds one of
+the endpoint's max_concurrent slots and its handler_timeout runs (from
+that moment: a handler that never waits cannot be stopped, and is
+answered when it returns). With a host loop (host.lua) handlers run in
+the host's tasks instead, queued, so they count as waiting from the
+start. ]]
+local waiting = setmetatable({}, { __mode = "k" }) -- task -> call
+
+-- The body of a handler's task.
+local function run_handler(ep, batch, raw_id, method, fn, ...)
+  local co = co_running()
+  task_endpoint[co] = ep
+  local ok, result = pcall(fn, ...)
+  task_endpoint[co] = nil
+  local call = waiting[co]
+  if not call then return answer(ep, batch, raw_id, method, ok, result) end
+  waiting[co] = nil
+  sched.cancel(call.timer)
+  if not call.done then -- else handler_timeout answered already
+    call.done = true
+    answer(ep, batch, raw_id, method, ok, result)
+  end
   if ep.max_concurrent then slot_freed(ep) end
 end
 
 local function handler_expired(ep, call)
-  if call.done then return end
   call.done = true
   ep:report(ProtocolError(-32603, ("handler for '%s' did not finish within %g s")
     :format(call.method, ep.handler_timeout)))
@@ -196,29 +225,39 @@ local function handler_expired(ep, call)
   end
 end
 
--- JSON null at argument level arrives as nil.
+-- The handler's task `co` waits: from now on it is a call.
+local function handler_waits(ep, co, batch, raw_id, method)
+  local call = { raw_id = raw_id, method = method, batch = batch, done = false }
+  if ep.handler_timeout then
+    call.timer = sched.timer(ep.handler_timeout, handler_expired, ep, call)
+  end
+  waiting[co] = call
+  if ep.max_concurrent then slot_taken(ep) end
+end
+
+local function start_handler(ep, batch, raw_id, method, fn, ...)
+  local co, done = run_service(run_handler, ep, batch, raw_id, method, fn, ...)
+  if not done then handler_waits(ep, co, batch, raw_id, method) end
+end
+
+-- The arguments of array params: JSON null at argument level arrives as
+-- nil.
 local function positional(ep, params)
   local n, null = #params, ep.null
   for i = 1, n do
     if params[i] == null then params[i] = nil end
   end
-  return n, params
+  return unpack(params, 1, n)
 end
 
--- Arguments from params: array -> positional, object -> one table, none
--- -> nothing. Returns nil for params of any other type.
-local function arguments(ep, params, text)
-  if params == nil then return 0, {} end
-  if type(params) ~= "table" then return nil end
-  if next(params) == nil then -- [] and {} decode alike: look at the text
+-- Whether decoded params (a table) were a JSON object; [] and {} decode
+-- alike: then the text tells.
+local function is_object(params, text)
+  if next(params) == nil then
     local raw = json_member(text, "params")
-    if raw and raw:sub(1, 1) == "{" then return 1, { params } end
-    return 0, params
+    return raw ~= nil and raw:sub(1, 1) == "{"
   end
-  if params[1] ~= nil or math_type(next(params)) == "integer" then
-    return positional(ep, params)
-  end
-  return 1, { params }
+  return params[1] == nil and math_type(next(params)) ~= "integer"
 end
 
 local function reject(ep, batch, raw_id, code, message, report)
@@ -251,6 +290,51 @@ local function raw_id_of(ep, id, text)
   return ok and encoded or "null"
 end
 
+-- A request with a sound envelope: its method, the id's exact text (nil
+-- for a notification), and params: nil, or a table (an object when
+-- is_object, else an array); anything else is answered -32602.
+local function serve(ep, batch, method, raw_id, params, params_is_object)
+  local streams = not raw_id and ep.streams -- subscriptions first (stream.lua)
+  if streams and streams:deliver(method, params) then return element_done(ep, batch) end
+  local fn = ep.handlers[method]
+  if not fn then
+    if not raw_id then return element_done(ep, batch) end -- unknown notification
+    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+  end
+  if params == nil then return start_handler(ep, batch, raw_id, method, fn) end
+  if type(params) ~= "table" then
+    return reject(ep, batch, raw_id, -32602, "Invalid params",
+      ("received params for '%s' that are neither array nor object"):format(method))
+  end
+  if params_is_object then return start_handler(ep, batch, raw_id, method, fn, params) end
+  return start_handler(ep, batch, raw_id, method, fn, positional(ep, params))
+end
+
+-- Exactly n of the values a, b, c, d.
+local function first_of(n, a, b, c, d)
+  if n == 2 then return a, b
+  elseif n == 1 then return a
+  elseif n == 0 then return
+  elseif n == 3 then return a, b, c end
+  return a, b, c, d
+end
+
+local INLINE_ARGS = core.INLINE_ARGS
+
+-- A request the core has read (scan.c): its method, its id as the reply
+-- echoes it, and its handler's nargs arguments (a, b, c, d; more than
+-- INLINE_ARGS: the table a holds them).
+local function serve_read(ep, batch, method, raw_id, nargs, a, b, c, d)
+  local fn = ep.handlers[method]
+  if not fn then
+    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+  end
+  if nargs > INLINE_ARGS then
+    return start_handler(ep, batch, raw_id, method, fn, unpack(a, 1, nargs))
+  end
+  return start_handler(ep, batch, raw_id, method, fn, first_of(nargs, a, b, c, d))
+end
+
 local function request(ep, msg, text, batch)
   local id = msg.id
   if id ~= nil and id ~= ep.null and type(id) ~= "string" and type(id) ~= "number" then
@@ -263,25 +347,9 @@ local function request(ep, msg, text, batch)
     return reject(ep, batch, raw_id or "null", -32600, "Invalid Request",
       "received a request whose method is not a string")
   end
-  local streams = not raw_id and ep.streams -- subscriptions first (stream.lua)
-  if streams and streams:deliver(method, msg.params) then return element_done(ep, batch) end
-  local fn = ep.handlers[method]
-  if not fn then
-    if not raw_id then return element_done(ep, batch) end -- unknown notification
-    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
-  end
-  local n, args = arguments(ep, msg.params, text)
-  if not n then
-    return reject(ep, batch, raw_id, -32602, "Invalid params",
-      ("received params for '%s' that are neither array nor object"):format(method))
-  end
-  local call = { raw_id = raw_id, method = method, batch = batch }
-  if ep.handler_timeout then
-    call.timer = sched.timer(ep.handler_timeout, handler_expired, ep, call)
-  end
-  local co = sched.spawn_kind("service", run_handler, ep, call, fn, unpack(args, 1, n))
-  M.task_endpoint[co] = ep
-  if ep.max_concurrent then slot_taken(ep) end
+  local params = msg.params
+  return serve(ep, batch, method, raw_id, params,
+    type(params) == "table" and is_object(params, text))
 end
 
 local function response(ep, msg, batch)
@@ -350,21 +418,32 @@ local function decode(ep, text)
   return nil, resolve_undecodable(ep, text, problem)
 end
 
--- Works through a batch's elements from batch.next on; with a limit on
--- handlers at once, stops at it and leaves the batch in ep.batch_job.
+-- Works through a batch's elements from batch.next on. With a limit on
+-- handlers at once (max_concurrent), it starts at most that many in one
+-- turn, and none while that many wait: the rest stays in ep.batch_job
+-- for a later turn, so one peer's long batch never holds up the others.
 local function continue_batch(ep, batch)
   local elements, n, max = batch.elements, batch.n, ep.max_concurrent
-  local take_response_text = ep.take_response_text
+  local take_response_text, builtin = ep.take_response_text, ep.builtin_codec
   local i = batch.next
+  local last = max and i + max - 1 or n
   while i <= n do
-    if max and (ep.active or 0) >= max then
+    if max and (i > last or (ep.active or 0) >= max) then
       batch.next, ep.batch_job = i, batch
+      -- when slots are full, the next one freed resumes the batch
+      if (ep.active or 0) < max then resume_later(ep) end
       return
     end
     local el = elements[i]
     elements[i] = nil -- done with it: its memory can go
     i = i + 1
-    if take_response_text and take_response_text(ep, el) then
+    local kind, method, x, y, a, b, c, d
+    if builtin then kind, method, x, y, a, b, c, d = json_request(el) end
+    if kind == "on_request" then
+      serve_read(ep, batch, method, x, y, a, b, c, d)
+    elseif kind then -- a notification: params, params_is_object
+      serve(ep, batch, method, nil, x, y)
+    elseif take_response_text and take_response_text(ep, el) then
       batch.left = batch.left - 1 -- a response: nothing to answer
     else
       local msg, resolved = decode(ep, el)
@@ -420,30 +499,58 @@ function M.incoming(ep, text)
   return incoming(ep, text)
 end
 
--- A timer's work (see slot_freed): what waited goes on, as far as slots
--- allow; reading resumes once nothing waits.
+--- Core events of requests and notifications the core has read
+-- (scan.c; drive.c lists their values), handled as M.incoming handles a
+-- text. Held, they wait as { fn, ... } for fn(ep, nil, ...).
+function M.incoming_request(ep, method, raw_id, nargs, a, b, c, d)
+  local max = ep.max_concurrent
+  if max and (ep.batch_job or ep.held or ep.active >= max) then
+    return hold(ep, { serve_read, method, raw_id, nargs, a, b, c, d })
+  end
+  return serve_read(ep, nil, method, raw_id, nargs, a, b, c, d)
+end
+
+function M.incoming_notification(ep, method, params, params_is_object)
+  if ep.max_concurrent and must_hold(ep) then
+    return hold(ep, { serve, method, nil, params, params_is_object })
+  end
+  return serve(ep, nil, method, nil, params, params_is_object)
+end
+
+-- The next held message (a text, or an event read already) goes on.
+local function next_held(ep, held)
+  local i = held.first
+  local item = held[i]
+  held[i], held.first = nil, i + 1
+  if held.first > held.last then ep.held = nil end
+  if type(item) == "string" then return incoming(ep, item) end
+  item[1](ep, nil, item[2], item[3], item[4], item[5], item[6], item[7], item[8])
+end
+
+-- A timer's work (see slot_freed, continue_batch): what waited goes on,
+-- at most max_concurrent messages a turn and as far as slots allow;
+-- reading resumes once nothing waits.
 function resume_held(ep)
   ep.resume_timer = nil
   if ep.state ~= "open" then -- gone: what waited is dropped
     ep.batch_job, ep.held = nil, nil
     return
   end
-  local max = ep.max_concurrent
-  while ep.active < max do
-    local held = ep.held
+  local max, started = ep.max_concurrent, 0
+  while (ep.active or 0) < max do
     if ep.batch_job then
       continue_batch(ep, ep.batch_job)
-    elseif held then
-      local i = held.first
-      local text = held[i]
-      held[i], held.first = nil, i + 1
-      if held.first > held.last then ep.held = nil end
-      incoming(ep, text)
-    else
+      if ep.batch_job then return end -- it goes on in a later turn
+    elseif not ep.held then
       break
+    elseif started == max then
+      return resume_later(ep)
+    else
+      started = started + 1
+      next_held(ep, ep.held)
     end
   end
-  if ep.paused and not (ep.batch_job or ep.held) and ep.active < max then
+  if ep.paused and not (ep.batch_job or ep.held) and (ep.active or 0) < max then
     read_again(ep)
   end
 end

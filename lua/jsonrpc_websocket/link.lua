@@ -43,6 +43,9 @@ for _, key in ipairs { "pending", "timers", "expired", "batches", "deadlines", "
 end
 Link.next_id, Link.in_flight, Link.n_expired, Link.deadline_cursor = 1, 0, 0, 1
 Link.state = "closed"
+-- dispatch's state and stream.lua's registry, read for every message: a
+-- default found here costs less than a miss through every __index
+Link.active, Link.paused, Link.held, Link.batch_job, Link.streams = 0, false, false, false, false
 
 --- The link's own table `key` (one of those starting as NONE), made now
 -- if it has none yet.
@@ -596,6 +599,11 @@ function Link:on_message(text)
   return incoming(self, text)
 end
 
+--- Core events: a request or a notification the core has read
+-- (conn:builtin_codec; src/drive.c lists their values).
+Link.on_request = dispatch.incoming_request
+Link.on_notification = dispatch.incoming_notification
+
 --- Core event: a simple response the core has read (conn:builtin_codec):
 -- its id and result, or the result's JSON text when `needs_decode`.
 function Link:on_response(id, value, needs_decode)
@@ -752,6 +760,15 @@ function Link:send(text)
     return true
   end
   return pcall(self.resend, self, "reply", nil, why, kind, send_text, text)
+end
+
+--- Sends the success reply to the request whose id is raw_id (an integer or its
+-- exact text) when the core writes it at once (a simple result, our codec);
+-- false when not: then the caller encodes it and uses send.
+function Link:send_result(raw_id, result)
+  local conn = self.conn
+  if conn == nil or self.state ~= "open" then return false end
+  return conn:send_result(raw_id, result) == true
 end
 
 -- Link:send's task for a reply that waits for room.

@@ -165,15 +165,12 @@ local OVERFLOW = { drop_oldest = true, error = true }
 
 --- Checks opts.<max_name> and opts.overflow; returns them (max may be nil).
 function M.limits(opts, max_name, default_max, level)
-  local max, overflow = default_max, "drop_oldest"
-  if opts ~= nil then
-    if type(opts) ~= "table" then error("bad argument (options table expected)", level + 1) end
-    if opts[max_name] ~= nil then max = opts[max_name] end
-    if opts.overflow ~= nil then overflow = opts.overflow end
-  end
-  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
-    error(("option '%s' must be a positive integer"):format(max_name), level + 1)
-  end
+  if opts == nil then return default_max, "drop_oldest" end
+  if type(opts) ~= "table" then error("bad argument (options table expected)", level + 1) end
+  local max = options.positive_integer(opts, max_name, level + 1)
+  if max == nil then max = default_max end
+  local overflow = opts.overflow
+  if overflow == nil then overflow = "drop_oldest" end
   if not OVERFLOW[overflow] then
     error("option 'overflow' must be \"drop_oldest\" or \"error\"", level + 1)
   end

@@ -28,6 +28,7 @@ local ready_head, ready_tail = 1, 0
 
 local WAIT = {} -- what our tasks yield when they wait for a wake()
 M.WAIT = WAIT
+local IDLE = {} -- what a pooled service task yields when its job is done
 
 -- The host loop we are attached to (host.lua), or nil: then we are the
 -- loop. `kick` tells it that work appeared outside its callbacks.
@@ -153,12 +154,29 @@ end
 local running_runs = 0 -- run() calls in progress
 local run_error        -- first error of a task while run() drives
 
+-- Service tasks whose job is done, kept for the next (M.run_service): a
+-- handler that never waits then costs no coroutine of its own.
+local pool, pool_n = {}, 0
+local POOL_MAX = 64
+
+local function pool_put(co)
+  if pool_n < POOL_MAX then
+    pool_n = pool_n + 1
+    pool[pool_n] = co
+  else
+    tasks[co] = nil -- enough spares: this one goes with the garbage
+  end
+end
+
 -- A task stopped other than by waiting again (run_ready checks that
--- common case itself): it finished, failed, or yielded bare.
+-- common case itself): it finished, failed, went back to the pool, or
+-- yielded bare.
 local function task_done(co, ok, err)
   if co_status(co) == "dead" then
     if tasks[co] == "user" then user_tasks = user_tasks - 1 end
     tasks[co] = nil
+  elseif ok and err == IDLE then
+    pool_put(co)
   elseif ok and err ~= WAIT and tasks[co] ~= "host" then
     -- a bare coroutine.yield() in a task: let others, timers and I/O run,
     -- then continue (a host's coroutine yields to its host loop: the
@@ -374,6 +392,41 @@ function M.spawn_kind(kind, fn, ...)
   if kind == "user" then user_tasks = user_tasks + 1 end
   M.wake(co, a, b)
   return co
+end
+
+-- The body of a pooled task: a job, then back to the pool until the next
+-- resume hands it another (a tail call: the stack does not grow).
+local function pooled(fn, ...)
+  fn(...)
+  return pooled(co_yield(IDLE))
+end
+
+--- Runs fn(...) at once, right here, as a "service" task (not queued, as
+-- spawn_kind does), in a coroutine from the pool. fn must not raise.
+-- Returns the task and true when fn is done (finished or failed), false
+-- when it waits (the loop resumes it as any task; its coroutine goes back
+-- to the pool when fn is done).
+-- With a host loop, the host's own task runs fn instead, queued
+-- (host.spawn): it counts as waiting from the start.
+function M.run_service(fn, ...)
+  if host then return host.spawn(fn, ...), false end
+  local co
+  if pool_n > 0 then
+    co = pool[pool_n]
+    pool[pool_n] = nil
+    pool_n = pool_n - 1
+  else
+    co = co_create(pooled)
+    tasks[co] = "service"
+  end
+  local ok, err = co_resume(co, fn, ...)
+  if ok and err == IDLE then
+    pool_put(co)
+    return co, true
+  end
+  if ok and err == WAIT then return co, false end
+  task_done(co, ok, err) -- failed (reported: done), or yielded bare
+  return co, co_status(co) == "dead"
 end
 
 -- Raises, naming the caller's argument, unless fn is a function.

@@ -39,11 +39,10 @@ Subscription.__name = "jsonrpc_websocket.Subscription"
 function Subscription:send(item)
   if not self.active then return false end
   local link = self.link
-  local params = codec.params_from_table(link.json, link.null,
-    { subscription = self.id, result = item })
-  local text = codec.notification(self.prefix, params)
   local conn = link.conn
-  if not conn or link.state ~= "open" then return false end
+  if not conn or link.state ~= "open" then return false end -- nothing to encode for
+  local text = codec.notification(self.prefix, codec.params_from_table(link.json,
+    link.null, { subscription = self.id, result = item }))
   local ok, why, kind = conn:send(text)
   if ok or kind ~= "full" then return ok end
   return (pcall(link.resend, link, "subscription", nil, why, kind, Link.send_text, text))
