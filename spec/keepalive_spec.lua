@@ -93,8 +93,8 @@ end
 
 describe("keepalive, counted by a raw peer", function()
   it("keeps a peer that answers pings up past several periods, either side", function()
-    -- past the hangup deadlines (2 s, 3 s) more than once
-    local from_server, from_client = both_sides("answer", 1, 6)
+    -- past the hangup deadlines (4 s, 5 s), three pings each way
+    local from_server, from_client = both_sides("answer", 2, 7)
     assert.is_true(pings(from_server) >= 2, from_server)
     assert.is_true(pings(from_client) >= 2, from_client)
   end)
