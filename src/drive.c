@@ -97,8 +97,8 @@ static int jr_push_message(lua_State *L, jr_event *e)
  *   owner, "on_open"
  *   owner, "on_drained": the send queue that was full has room again
  *   owner, "on_message", data, is_binary
- *   owner, "on_response", id, result [, true: result is JSON to decode]
- *   owner, "on_responses", {id, result, true|nil, ...}, count: a batch
+ *   owner, "on_response", id, result (decoded; null is nil)
+ *   owner, "on_responses", {id, result, id, result, ...}, count: a batch
  *          (these two only for conns with builtin_codec: see scan.c)
  *   owner, "on_closed", code, reason, failure, http_status, was_open,
  *          closed_here, unsent

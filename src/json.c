@@ -44,8 +44,10 @@
 #define JR_SPARSE_SAFE 10   /* arrays up to this length may be any sparse */
 #define JR_SCRATCH_KEEP (1024 * 1024) /* a scratch larger is freed after use */
 
-/* its address is the registry key of array_mt */
+/* their addresses are the registry keys of array_mt and of the scratch
+ * buffer */
 static const char jr_json_array_key = 0;
+static const char jr_json_scratch_key = 0;
 
 /* ---- scratch buffer (upvalue 1 of json_encode and json_decode) ------ */
 
@@ -820,6 +822,39 @@ int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scrat
 	return 0;
 }
 
+/* The scratch buffer of this state's codec (jr_json_open anchors it in
+ * the registry), for decoders that are not json_decode itself. */
+static jr_scratch *registry_scratch(lua_State *L)
+{
+	jr_scratch *s;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
+	s = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return s;
+}
+
+/* Decodes the one JSON value that starts at p (after any space) inside
+ * text already `depth` levels deep (the nesting limit counts those), as
+ * strictly as jr_json_decode, and pushes it; returns its end. When it is
+ * not a value, pushes nothing and returns NULL. Raises only when memory
+ * runs out. (scan.c: a response's result, read where it lies.) */
+const char *jr_json_decode_at(lua_State *L, const char *p, const char *end,
+			      int depth)
+{
+	jr_scratch *s = registry_scratch(L);
+	jr_decoder d = { L, p, end, NULL, depth, s };
+	int top = lua_gettop(L), ok;
+
+	skip_space(&d);
+	ok = decode_value(&d);
+	scratch_trim(s);
+	if (ok)
+		return d.p;
+	lua_settop(L, top);
+	return NULL;
+}
+
 /* The end of the JSON value that starts at p (after any space), checked
  * as strictly as decoding checks it; NULL when it is not one. Pushes
  * nothing. */
@@ -1090,6 +1125,8 @@ void jr_json_open(lua_State *L)
 	lua_pushcfunction(L, scratch_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
 	/* array_mt: the metatable that marks a table as an array */
 	lua_newtable(L);
 	lua_pushliteral(L, "jsonrpc_websocket.array");
