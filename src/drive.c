@@ -91,7 +91,10 @@ static int jr_push_message(lua_State *L, jr_event *e)
 }
 
 /*
- * pop() -> owner, handler, ...  or nothing when the queue is empty.
+ * pop([deadline]) -> owner, handler, ...  or nothing when the queue is
+ * empty; false when events wait but the clock (now()) has passed
+ * `deadline` (a host loop's step budget: the clock is read here, in the
+ * call that takes the event anyway).
  * The scheduler calls owner[handler](owner, ...): every event handler is
  * named on_<event>.
  *   owner, "on_open"
@@ -107,10 +110,16 @@ static int jr_push_message(lua_State *L, jr_event *e)
  */
 static int l_pop(lua_State *L)
 {
-	jr_event *e = jr_loop_take(jr_loop_upvalue(L));
+	jr_loop *loop = jr_loop_upvalue(L);
+	jr_event *e;
 	int n = 0;
 
-	if (!e)
+	if (loop->head && !lua_isnoneornil(L, 1)
+	    && jr_loop_now() >= luaL_checknumber(L, 1)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (!(e = jr_loop_take(loop)))
 		return 0;
 	switch (e->kind) {
 	case JR_EV_OPEN:

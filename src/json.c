@@ -382,7 +382,7 @@ typedef struct jr_decoder {
 	const char *p, *end;
 	const char *error; /* what is wrong at p, or NULL */
 	int depth;
-	jr_scratch *scratch;
+	jr_scratch *scratch; /* NULL: not looked up yet (jr_json_decode_at) */
 } jr_decoder;
 
 /* Byte classes inside a string: 0 plain, 1 '"', 2 '\', 3 control, 4 the
@@ -393,6 +393,27 @@ static const char string_class[256] = {
 	['"'] = 1, ['\\'] = 2,
 	[0x80 ... 0xff] = 4,
 };
+
+/* The scratch buffer of this state's codec (jr_json_open anchors it in
+ * the registry), for decoders that are not json_decode itself. */
+static jr_scratch *registry_scratch(lua_State *L)
+{
+	jr_scratch *s;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
+	s = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return s;
+}
+
+/* Room for need bytes in the decoder's scratch buffer (found when first
+ * needed: most values need none). */
+static char *decoder_scratch(jr_decoder *d, size_t need)
+{
+	if (!d->scratch)
+		d->scratch = registry_scratch(d->L);
+	return scratch_reserve(d->L, d->scratch, need);
+}
 
 static int fail(jr_decoder *d, const char *what)
 {
@@ -513,7 +534,7 @@ static int decode_string(jr_decoder *d)
 			} else {
 				if (!buf) /* the rest of the text bounds the
 					   * unescaped rest */
-					out = buf = scratch_reserve(d->L, d->scratch,
+					out = buf = decoder_scratch(d,
 						(size_t)(end - from) + 1);
 				memcpy(out, from, (size_t)(s - from));
 				out += s - from;
@@ -550,7 +571,7 @@ static int push_double(jr_decoder *d, const char *from, size_t n,
 	if (!d->L && !maybe_huge)
 		return 1;
 	if (n >= sizeof small && d->L)
-		copy = scratch_reserve(d->L, d->scratch, n + 1);
+		copy = decoder_scratch(d, n + 1);
 	else if (n >= sizeof small && !(copy = malloc(n + 1))) /* a check */
 		return fail(d, "out of memory");
 	memcpy(copy, from, n);
@@ -822,18 +843,6 @@ int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scrat
 	return 0;
 }
 
-/* The scratch buffer of this state's codec (jr_json_open anchors it in
- * the registry), for decoders that are not json_decode itself. */
-static jr_scratch *registry_scratch(lua_State *L)
-{
-	jr_scratch *s;
-
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
-	s = lua_touserdata(L, -1);
-	lua_pop(L, 1);
-	return s;
-}
-
 /* Decodes the one JSON value that starts at p (after any space) inside
  * text already `depth` levels deep (the nesting limit counts those), as
  * strictly as jr_json_decode, and pushes it; returns its end. When it is
@@ -842,13 +851,13 @@ static jr_scratch *registry_scratch(lua_State *L)
 const char *jr_json_decode_at(lua_State *L, const char *p, const char *end,
 			      int depth)
 {
-	jr_scratch *s = registry_scratch(L);
-	jr_decoder d = { L, p, end, NULL, depth, s };
+	jr_decoder d = { L, p, end, NULL, depth, NULL };
 	int top = lua_gettop(L), ok;
 
 	skip_space(&d);
 	ok = decode_value(&d);
-	scratch_trim(s);
+	if (d.scratch)
+		scratch_trim(d.scratch);
 	if (ok)
 		return d.p;
 	lua_settop(L, top);

@@ -265,13 +265,20 @@ static const char *scan_response(lua_State *L, const char *p, const char *end)
 		if (is_id) {
 			id = v;
 			id_end = p;
+			/* the usual order: the id goes first, as it came */
+			if (!res && !push_integer(L, id, id_end))
+				goto not_one;
 		}
 		if (!(p = next_item(p, end, '}', &more)))
 			goto not_one;
 	}
-	if (!id || !res || !push_integer(L, id, id_end))
+	if (!id || !res)
 		goto not_one;
-	lua_insert(L, -2); /* id below the result */
+	if (lua_gettop(L) == top + 1) { /* the result came first */
+		if (!push_integer(L, id, id_end))
+			goto not_one;
+		lua_insert(L, -2);
+	}
 	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
 		lua_pop(L, 1); /* a null result: the caller's nil */
 		lua_pushnil(L);

@@ -243,27 +243,21 @@ end
 -- returns the handler's name). One pcall
 -- covers a run of events; an error is reported to the owner whose event
 -- raised it, and the run goes on with the next event.
--- With a `deadline` (a host loop's step: see M.step), the run looks at
+-- With a `deadline` (a host loop's step: see M.step), core.pop looks at
 -- the clock before each event (`first_goes`: but the first) and, once it
--- has passed, leaves the rest for the next step (events_left).
+-- has passed, the rest waits for the next step (events_left).
 local event_owner
 local events_left = false
 local function dispatch_run(deadline, first_goes)
+  local by = not first_goes and deadline or nil
   while true do
-    if deadline then
-      if first_goes then
-        first_goes = false
-      elseif now() >= deadline then
-        events_left = true
-        event_owner = nil
-        return
-      end
-    end
-    local owner, handler, a, b, c, d, e, f, g = core_pop()
-    if owner == nil then
+    local owner, handler, a, b, c, d, e, f, g = core_pop(by)
+    if not owner then
+      events_left = owner == false
       event_owner = nil -- keeps nothing alive between turns
       return
     end
+    by = deadline
     event_owner = owner
     owner[handler](owner, a, b, c, d, e, f, g)
   end
