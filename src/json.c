@@ -24,7 +24,8 @@
  * are errors naming what.
  *
  * Neither direction calls Lua code, so the two share one scratch buffer
- * per Lua state (an upvalue), grown as needed.
+ * per Lua state (an upvalue; in the registry too, for jr_json_decode_at),
+ * grown as needed.
  *
  * Why one file of ~1,100 lines: the decoder, the encoder and the number
  * and string writers share the grammar's tables, the scratch buffer and
