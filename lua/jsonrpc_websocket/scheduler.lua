@@ -445,11 +445,11 @@ local stepping = false -- inside step(): kicks wait for its end
 -- leaves the rest for the next one (timeout() is 0 then). Its I/O counts:
 -- a step whose read took the budget hands no event over; the next step
 -- reads nothing and hands over at least one, so nothing starves. One
--- event's handler is not cut: a 1 MB answer takes the time it takes, but
--- in a step of its own rather than after the read that brought it.
+-- event's handler is not cut: a 1 MB answer takes the time it takes (but
+-- not after a read that used the budget: then in a step of its own).
 local step_budget = 0.0005 -- s
 
---- Sets how long (seconds) a host loop's step may hand events over.
+--- Sets how long (seconds) a host loop's step may take.
 function M.set_step_budget(seconds) step_budget = seconds end
 
 --- Does the work that is ready: tasks, due timers, I/O (waiting at most
