@@ -42,10 +42,10 @@ function Loop:step(seconds)
   return true
 end
 
---- Sets how long one step may hand events to their handlers before it
--- leaves the rest to the next step (timeout() is 0 then), so that a host
--- loop's own work waits at most that long, plus one event's handling and
--- the engine's I/O. Default 0.0005 s.
+--- Sets how long one step may take, counted from its start with its I/O,
+-- before it leaves the events it did not reach to the next step (timeout()
+-- is 0 then), so that a host loop's own work waits at most that long plus
+-- one event's handling. Default 0.0005 s.
 -- @tparam number seconds non-negative
 function Loop:set_step_budget(seconds)
   if type(seconds) ~= "number" or seconds < 0 then
