@@ -90,7 +90,7 @@ end
 local function luv_host(uv)
   local poll, timer, idle
   local idle_on, timer_on = false, false
-  local on_ready
+  local on_ready, on_idle
 
   local function rearm()
     if not sched.busy() then
@@ -112,7 +112,7 @@ local function luv_host(uv)
     local t = sched.timeout()
     if t == 0 then -- a timer that is on may stay: it only steps early
       if not idle_on then
-        idle:start(on_ready)
+        idle:start(on_idle)
         idle_on = true
       end
       return
@@ -130,7 +130,16 @@ local function luv_host(uv)
     end
   end
 
+  -- One of our steps per pass of luv's loop: while the idle handle is on
+  -- (work is left), it alone steps, and the poll handle and the timer,
+  -- later in the same pass, leave it that step; so luv's own timers run
+  -- between any two steps of ours.
+  on_idle = function()
+    host_step()
+    rearm()
+  end
   on_ready = function()
+    if idle_on then return end
     host_step()
     rearm()
   end
