@@ -75,10 +75,14 @@ function MODES.serve_big()
   end)
 end
 
+-- On the server's CPU when run.sh pins (BENCH_PIN): a child would
+-- otherwise inherit the client's CPU, and the timer gaps would count the
+-- server's turns on it.
 local big_server
 local function big_url()
-  big_server = io.popen(("exec %s %s %d serve_big"):format(
-    os.getenv("LUA") or "lua5.4", arg[0], port), "r")
+  local pin = (os.getenv("BENCH_PIN") or "") ~= "" and "taskset -c 0 " or ""
+  big_server = io.popen(("exec %s%s %s %d serve_big"):format(
+    pin, os.getenv("LUA") or "lua5.4", arg[0], port), "r")
   local p = big_server:read("l"):match("^PORT (%d+)")
   return ("ws://127.0.0.1:%d/"):format(p)
 end

@@ -3,7 +3,11 @@
  * bytes as JSON text.
  *
  *   - jr_json_decode never crashes; jr_json_skip (the check scan.c uses)
- *     accepts exactly what it decodes;
+ *     accepts exactly what it decodes; jr_json_decode_at (scan.c's
+ *     decoder of a result where it lies) reads the value at the start of
+ *     the text as jr_json_decode reads the whole text, ends where
+ *     jr_json_skip ends, and one level deeper in a text refuses exactly
+ *     the values that nest 1,000 levels;
  *   - what decodes encodes, and the text written reads back to the same
  *     value (exact number types, the sign of zero) and writes the same text
  *     again: encoding is a fixed point;
@@ -51,12 +55,22 @@ static const char CHECKS[] =
 "  for k in pairs(b) do if a[k] == nil then return false end end\n"
 "  return true\n"
 "end\n"
-"return function(text, checked)\n"
+"local function levels(x)\n"
+"  if type(x) ~= 'table' then return 0 end\n"
+"  local most = 0\n"
+"  for _, y in pairs(x) do most = math.max(most, levels(y)) end\n"
+"  return most + 1\n"
+"end\n"
+"return function(text, checked, at, at_deeper)\n"
 "  local v, err = decode(text)\n"
 "  if (v ~= nil) ~= checked then\n"
 "    error(('decode and check disagree on %q: %s'):format(text, tostring(err)))\n"
 "  end\n"
+"  if at ~= nil and at_deeper ~= (levels(at) < 1000) then\n"
+"    error(('one level deeper, decode_at misjudges the depth of %q'):format(text))\n"
+"  end\n"
 "  if v == nil then return end\n"
+"  if not same(v, at, true) then error(('decode_at reads %q differently'):format(text)) end\n"
 "  local ok, e1 = pcall(encode, v)\n"
 "  if not ok then error(('decoded but cannot encode %q: %s'):format(text, e1)) end\n"
 "  local v2, err2 = decode(e1)\n"
@@ -99,13 +113,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data, *end = text + size, *p;
 
+	const char *at, *deeper;
+
 	p = jr_json_skip(text, end);
-	while (p && p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, check_ref);
 	lua_pushlstring(L, text, size);
+	at = jr_json_decode_at(L, text, end, 0); /* the value, or nothing */
+	if (at != p) {
+		fprintf(stderr, "\n==fuzz_json== FINDING: decode_at and skip end "
+			"apart (%ld, %ld)\n", at ? (long)(at - text) : -1L,
+			p ? (long)(p - text) : -1L);
+		abort();
+	}
+	if (!at)
+		lua_pushnil(L);
+	if ((deeper = jr_json_decode_at(L, text, end, 1)))
+		lua_pop(L, 1);
+	lua_pushboolean(L, deeper != NULL);
+	while (p && p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
 	lua_pushboolean(L, p == end);
-	if (lua_pcall(L, 2, 0, 0)) {
+	lua_rotate(L, -3, 1); /* check, text, checked, value, deeper */
+	if (lua_pcall(L, 4, 0, 0)) {
 		fprintf(stderr, "\n==fuzz_json== FINDING: %s\n", lua_tostring(L, -1));
 		abort();
 	}

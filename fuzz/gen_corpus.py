@@ -69,6 +69,13 @@ seeds = {
     "empty": (0, 0, b''),
     "scalar": (0, 0, b'42'),
     "huge_numbers": (0, P, b'{"jsonrpc":"2.0","id":1e999,"result":-1e999}'),
+    # results the core decodes where they lie (scan.c), or leaves alone
+    "resp_deep_result": (0, P, b'{"jsonrpc":"2.0","id":1,"result":' + b'[' * 999 + b']' * 999 + b'}'),
+    "resp_too_deep_result": (0, P, b'{"jsonrpc":"2.0","id":1,"result":' + b'{"a":' * 1000 + b'1' + b'}' * 1000 + b'}'),
+    "resp_bad_result": (0, P, b'{"jsonrpc":"2.0","id":2,"result":["\\x",1.]}'),
+    "resp_escaped_result": (0, P, b'{"jsonrpc":"2.0","id":2,"result":{"k\\u00e9":["\\ud83d\\ude00",-0.0,[],{}]}}'),
+    "resp_dup_result": (0, P, b'{"jsonrpc":"2.0","id":1,"result":1,"result":[2]}'),
+    "batch_answer_bad_result": (0, P, b'[{"jsonrpc":"2.0","id":4,"result":3},{"jsonrpc":"2.0","id":5,"result":[1,]}]'),
     "finding_hex_nan_ids": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[NaN],"id":0x10}'),
     "escaped_key": (0, 0, b'{"jsonrpc":"2.0","method":"echo","i\\u0064":5,"id":6}'),
     "dup_id": (0, 0, b'{"id":1,"jsonrpc":"2.0","method":"echo","id":"two"}'),

@@ -402,6 +402,27 @@ describe("lies and oddities", function()
     s:close()
   end)
 
+  it("counts an answer's envelope in the nesting limit", function()
+    local s = jsonrpc.Server(helper.peer().url())
+    reports_of(s) -- not on stderr
+    s:ws_connect()
+    local function nested(depth) return ("["):rep(depth) .. ("]"):rep(depth) end
+    -- 1,000 levels with the envelope: delivered, an empty array inside
+    local id = tonumber(s.raw_request():match('"id":(%d+)')) + 1
+    local fits = ('{"jsonrpc":"2.0","id":%d,"result":%s}'):format(id, nested(999))
+    local v, d = s.send_raw_then_answer(fits, 7), 0
+    while type(v) == "table" do v, d = v[1], d + 1 end
+    assert.equal(999, d)
+    -- 1,001: too deep, as any message is, whichever way it is read
+    id = tonumber(s.raw_request():match('"id":(%d+)')) + 1
+    local deep = ('{"jsonrpc":"2.0","id":%d,"result":%s}'):format(id, nested(1000))
+    local ok, err = pcall(s.send_raw_then_answer, deep, 7)
+    assert.is_false(ok)
+    assert.equal(-32700, err.code)
+    assert.equal(3, s.add(1, 2))
+    s:close()
+  end)
+
   it("reports an unknown string id \"1\" apart from the number 1", function()
     local s = jsonrpc.Server(helper.peer().url())
     local reports = reports_of(s)

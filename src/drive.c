@@ -106,14 +106,17 @@ static int jr_push_message(lua_State *L, jr_event *e)
 }
 
 /*
- * pop() -> owner, handler, ...  or nothing when the queue is empty.
+ * pop([deadline]) -> owner, handler, ...  or nothing when the queue is
+ * empty; false when events wait but the clock (now()) has passed
+ * `deadline` (a host loop's step budget: the clock is read here, in the
+ * call that takes the event anyway).
  * The scheduler calls owner[handler](owner, ...): every event handler is
  * named on_<event>.
  *   owner, "on_open"
  *   owner, "on_drained": the send queue that was full has room again
  *   owner, "on_message", data, is_binary
- *   owner, "on_response", id, result [, true: result is JSON to decode]
- *   owner, "on_responses", {id, result, true|nil, ...}, count: a batch
+ *   owner, "on_response", id, result (decoded; null is nil)
+ *   owner, "on_responses", {id, result, id, result, ...}, count: a batch
  *   owner, "on_request", method, id, nargs, args...: a request, its id
  *          as the reply echoes it (an integer, or its exact text), its
  *          handler's arguments (nargs of them; more than 4: one table
@@ -127,10 +130,16 @@ static int jr_push_message(lua_State *L, jr_event *e)
  */
 static int l_pop(lua_State *L)
 {
-	jr_event *e = jr_loop_take(jr_loop_upvalue(L));
+	jr_loop *loop = jr_loop_upvalue(L);
+	jr_event *e;
 	int n = 0;
 
-	if (!e)
+	if (loop->head && !lua_isnoneornil(L, 1)
+	    && jr_loop_now() >= luaL_checknumber(L, 1)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (!(e = jr_loop_take(loop)))
 		return 0;
 	switch (e->kind) {
 	case JR_EV_OPEN:

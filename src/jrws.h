@@ -237,9 +237,9 @@ extern const luaL_Reg jr_encode_functions[];
 typedef struct jr_scratch jr_scratch;
 void jr_json_open(lua_State *L);
 int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *s);
-const char *jr_json_read_value(lua_State *L, const char *p, const char *end,
-			       int depth);
 const char *jr_json_skip(const char *p, const char *end);
+const char *jr_json_decode_at(lua_State *L, const char *p, const char *end,
+			      int depth);
 size_t jr_json_string_size(const char *s, size_t len);
 char *jr_json_write_string(char *p, const char *s, size_t len);
 char *jr_json_write_float(char *p, double x);

@@ -24,7 +24,8 @@
  * are errors naming what.
  *
  * Neither direction calls Lua code, so the two share one scratch buffer
- * per Lua state (an upvalue), grown as needed.
+ * per Lua state (an upvalue; in the registry too, for jr_json_decode_at),
+ * grown as needed.
  *
  * Why one file of ~1,100 lines: the decoder, the encoder and the number
  * and string writers share the grammar's tables, the scratch buffer and
@@ -44,7 +45,8 @@
 #define JR_SPARSE_SAFE 10   /* arrays up to this length may be any sparse */
 #define JR_SCRATCH_KEEP (1024 * 1024) /* a scratch larger is freed after use */
 
-/* their addresses are the registry keys of array_mt and of the scratch */
+/* their addresses are the registry keys of array_mt and of the scratch
+ * buffer */
 static const char jr_json_array_key = 0;
 static const char jr_json_scratch_key = 0;
 
@@ -381,7 +383,7 @@ typedef struct jr_decoder {
 	const char *p, *end;
 	const char *error; /* what is wrong at p, or NULL */
 	int depth;
-	jr_scratch *scratch;
+	jr_scratch *scratch; /* NULL: not looked up yet (jr_json_decode_at) */
 } jr_decoder;
 
 /* Byte classes inside a string: 0 plain, 1 '"', 2 '\', 3 control, 4 the
@@ -392,6 +394,27 @@ static const char string_class[256] = {
 	['"'] = 1, ['\\'] = 2,
 	[0x80 ... 0xff] = 4,
 };
+
+/* The scratch buffer of this state's codec (jr_json_open anchors it in
+ * the registry), for decoders that are not json_decode itself. */
+static jr_scratch *registry_scratch(lua_State *L)
+{
+	jr_scratch *s;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
+	s = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return s;
+}
+
+/* Room for need bytes in the decoder's scratch buffer (found when first
+ * needed: most values need none). */
+static char *decoder_scratch(jr_decoder *d, size_t need)
+{
+	if (!d->scratch)
+		d->scratch = registry_scratch(d->L);
+	return scratch_reserve(d->L, d->scratch, need);
+}
 
 static int fail(jr_decoder *d, const char *what)
 {
@@ -512,7 +535,7 @@ static int decode_string(jr_decoder *d)
 			} else {
 				if (!buf) /* the rest of the text bounds the
 					   * unescaped rest */
-					out = buf = scratch_reserve(d->L, d->scratch,
+					out = buf = decoder_scratch(d,
 						(size_t)(end - from) + 1);
 				memcpy(out, from, (size_t)(s - from));
 				out += s - from;
@@ -549,7 +572,7 @@ static int push_double(jr_decoder *d, const char *from, size_t n,
 	if (!d->L && !maybe_huge)
 		return 1;
 	if (n >= sizeof small && d->L)
-		copy = scratch_reserve(d->L, d->scratch, n + 1);
+		copy = decoder_scratch(d, n + 1);
 	else if (n >= sizeof small && !(copy = malloc(n + 1))) /* a check */
 		return fail(d, "out of memory");
 	memcpy(copy, from, n);
@@ -821,6 +844,28 @@ int jr_json_decode(lua_State *L, const char *text, size_t len, jr_scratch *scrat
 	return 0;
 }
 
+/* Decodes the one JSON value that starts at p (after any space) inside
+ * text already `depth` levels deep (the nesting limit counts those), as
+ * strictly as jr_json_decode, and pushes it; returns its end. When it is
+ * not a value, pushes nothing and returns NULL. Raises only when memory
+ * runs out. (scan.c: a response's result, a request's params, read
+ * where they lie.) */
+const char *jr_json_decode_at(lua_State *L, const char *p, const char *end,
+			      int depth)
+{
+	jr_decoder d = { L, p, end, NULL, depth, NULL };
+	int top = lua_gettop(L), ok;
+
+	skip_space(&d);
+	ok = decode_value(&d);
+	if (d.scratch)
+		scratch_trim(d.scratch);
+	if (ok)
+		return d.p;
+	lua_settop(L, top);
+	return NULL;
+}
+
 /* The end of the JSON value that starts at p (after any space), checked
  * as strictly as decoding checks it; NULL when it is not one. Pushes
  * nothing. */
@@ -830,29 +875,6 @@ const char *jr_json_skip(const char *p, const char *end)
 
 	skip_space(&d);
 	return decode_value(&d) ? d.p : NULL;
-}
-
-/* The value at p (space before it skipped), `depth` levels deep in a
- * message (so the nesting limit counts the message around it), decoded
- * with the codec's own scratch buffer (json_decode's), for scan.c: pushes
- * it and returns its end; or pushes nothing and returns NULL when it is
- * not valid JSON. Raises only when memory runs out. */
-const char *jr_json_read_value(lua_State *L, const char *p, const char *end,
-			       int depth)
-{
-	jr_decoder d = { L, p, end, NULL, depth, NULL };
-	int top = lua_gettop(L);
-
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &jr_json_scratch_key);
-	d.scratch = lua_touserdata(L, -1);
-	lua_pop(L, 1); /* the registry keeps it */
-	skip_space(&d);
-	if (!decode_value(&d)) {
-		lua_settop(L, top);
-		d.p = NULL;
-	}
-	scratch_trim(d.scratch);
-	return d.p;
 }
 
 /* json_decode(text) -> value | nil, message */

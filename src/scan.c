@@ -1,7 +1,8 @@
 /*
  * Raw JSON scanning: find the exact text of a top-level member or the
  * elements of a top-level array without decoding, and read the common
- * success response without a decoder. Used to echo request ids
+ * success response where it lies (only its result is decoded, straight
+ * from the text: json.c). Used to echo request ids
  * byte for byte (a decoder may turn 12345678901234567890 into a float) and
  * to split batches. Batches and responses are checked with the built-in
  * codec's strict grammar (json.c, jr_json_skip), so what is not JSON is
@@ -240,47 +241,19 @@ static int push_integer(lua_State *L, const char *p, const char *end)
 	return 1;
 }
 
-/* Pushes a result that needs no decoder (integer, plain string, true,
- * false, null); returns 0 when the codec must decode it. */
-static int push_simple(lua_State *L, const char *v, const char *end)
-{
-	size_t n = (size_t)(end - v);
-
-	if (*v == '"') {
-		if (memchr(v, '\\', n) || n < 2)
-			return 0;
-		lua_pushlstring(L, v + 1, n - 2);
-		return 1;
-	}
-	if (n == 4 && !memcmp(v, "true", 4)) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	if (n == 5 && !memcmp(v, "false", 5)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	if (n == 4 && !memcmp(v, "null", 4)) {
-		lua_pushnil(L);
-		return 1;
-	}
-	return push_integer(L, v, end);
-}
-
 /*
  * The fast path for the common message: {"jsonrpc":"2.0","id":<int>,
  * "result":...} with no "error" and no "method", starting at p. On
- * success pushes id, value [, true], sets *pushed to how many, and
- * returns the end of the object. The value is pushed ready (integer,
- * plain string, boolean, nil) or, with needs_decode true, as the raw JSON
- * text of the result for the codec. Anything else pushes nothing and
- * returns NULL: it goes the general way.
+ * success pushes id and the result, decoded where it lies (json.c, as
+ * strictly as a whole message, counting the envelope in the nesting
+ * limit; null is nil), and returns the end of the object. Anything else,
+ * a result that is not JSON included, pushes nothing and returns NULL: it
+ * goes the general way, which says what is wrong with it.
  */
-static const char *scan_response(lua_State *L, const char *p, const char *end,
-				 int *pushed)
+static const char *scan_response(lua_State *L, const char *p, const char *end)
 {
-	const char *id = NULL, *id_end = NULL, *res = NULL, *res_end = NULL;
-	int more = 1;
+	int top = lua_gettop(L), more = 1;
+	const char *id = NULL, *id_end = NULL, *res = NULL;
 
 	if (p >= end || *p != '{')
 		return NULL;
@@ -290,92 +263,99 @@ static const char *scan_response(lua_State *L, const char *p, const char *end,
 		size_t klen;
 		int is_id, is_result;
 		if (!(v = member_value(p, end, &k, &klen)))
-			return NULL;
+			goto not_one;
 		is_id = klen == 2 && !memcmp(k, "id", 2);
 		is_result = klen == 6 && !memcmp(k, "result", 6);
-		/* error, method, or something unusual: the general path reads it,
-		 * so its value is not checked here first */
-		if (!is_id && !is_result && !(klen == 7 && !memcmp(k, "jsonrpc", 7)))
-			return NULL;
-		if (!(p = skip_value(v, end)))
-			return NULL;
+		/* error, method, something unusual, a repeated id or result:
+		 * the general path reads it, so its value is not read here */
+		if ((!is_id && !is_result && !(klen == 7 && !memcmp(k, "jsonrpc", 7)))
+		    || (is_id && id) || (is_result && res))
+			goto not_one;
+		if (is_result) {
+			res = v;
+			p = jr_json_decode_at(L, v, end, 1);
+		} else {
+			p = skip_value(v, end);
+		}
+		if (!p)
+			goto not_one;
 		if (is_id) {
 			id = v;
 			id_end = p;
-		} else if (is_result) {
-			res = v;
-			res_end = p;
+			/* the usual order: the id goes first, as it came */
+			if (!res && !push_integer(L, id, id_end))
+				goto not_one;
 		}
 		if (!(p = next_item(p, end, '}', &more)))
-			return NULL;
+			goto not_one;
 	}
-	if (!id || !res || !push_integer(L, id, id_end))
-		return NULL;
-	if (push_simple(L, res, res_end)) {
-		*pushed = 2;
-	} else {
-		lua_pushlstring(L, res, (size_t)(res_end - res));
-		lua_pushboolean(L, 1);
-		*pushed = 3;
+	if (!id || !res)
+		goto not_one;
+	if (lua_gettop(L) == top + 1) { /* the result came first */
+		if (!push_integer(L, id, id_end))
+			goto not_one;
+		lua_insert(L, -2);
+	}
+	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
+		lua_pop(L, 1); /* a null result: the caller's nil */
+		lua_pushnil(L);
 	}
 	return p + 1;
+not_one:
+	lua_settop(L, top);
+	return NULL;
 }
 
-/* Pushes id, value [, true] for a message that is one such response and
- * returns how many; else pushes nothing and returns 0. (Lua:
- * json_response(text); loop.c: "response" events.) */
+/* Pushes id, result for a message that is one such response and returns
+ * 2; else pushes nothing and returns 0. (Lua: json_response(text);
+ * drive.c: the messages pop() hands over.) */
 int jr_push_response(lua_State *L, const char *text, size_t len)
 {
 	const char *end = text + len, *p;
-	int pushed;
+	int top = lua_gettop(L);
 
-	p = scan_response(L, skip_ws(text, end), end, &pushed);
+	p = scan_response(L, skip_ws(text, end), end);
 	if (!p)
 		return 0;
 	if (skip_ws(p, end) != end) {
-		lua_pop(L, pushed);
+		lua_settop(L, top);
 		return 0;
 	}
-	return pushed;
+	return 2;
 }
 
 /*
  * For a batch answer whose every element is such a response: pushes a
- * table {id1, value1, needs_decode1, id2, ...} (holes where a value is
- * null or needs_decode is false) and the count, and returns 2; else
- * pushes nothing and returns 0.
+ * table {id1, result1, id2, result2, ...} (holes where a result is null)
+ * and the count, and returns 2; else pushes nothing and returns 0.
  */
 int jr_push_responses(lua_State *L, const char *text, size_t len)
 {
 	const char *end = text + len, *p = skip_ws(text, end);
-	int top = lua_gettop(L), list = top + 1, n = 0, pushed, k, more = 1;
+	int top = lua_gettop(L), list = top + 1, n = 0, more = 1;
 
 	if (p >= end || *p != '[')
 		return 0;
 	/* room for as many answers as the text could hold (the shortest,
 	 * {"id":1,"result":1}, takes 20 bytes), within reason */
-	lua_createtable(L, 3 * (int)(len / 20 < 1024 ? len / 20 + 1 : 1024), 0);
+	lua_createtable(L, 2 * (int)(len / 20 < 1024 ? len / 20 + 1 : 1024), 0);
 	for (p = skip_ws(p + 1, end); more;) {
-		if (!(p = scan_response(L, p, end, &pushed))) {
-			lua_settop(L, top);
-			return 0;
-		}
-		/* from the top down, popping as it goes; within the room
-		 * made above each lands in the array part at once */
-		for (k = pushed; k >= 1; k--)
-			lua_rawseti(L, list, 3 * n + k);
+		if (!(p = scan_response(L, p, end)))
+			goto not_all;
+		/* within the room made above each lands in the array part */
+		lua_rawseti(L, list, 2 * n + 2);
+		lua_rawseti(L, list, 2 * n + 1);
 		n++;
-		if (!(p = next_item(p, end, ']', &more))) {
-			lua_settop(L, top);
-			return 0;
-		}
+		if (!(p = next_item(p, end, ']', &more)))
+			goto not_all;
 	}
-	if (skip_ws(p + 1, end) != end) {
-		lua_settop(L, top);
-		return 0;
-	}
+	if (skip_ws(p + 1, end) != end)
+		goto not_all;
 	lua_pushinteger(L, n);
 	return 2;
+not_all:
+	lua_settop(L, top);
+	return 0;
 }
 
 /* Whether the member key k, klen is name; a key seen already (*seen) ends
@@ -433,7 +413,7 @@ static int push_arguments(lua_State *L, const char *p, const char *end)
 			for (i = n; i >= 1; i--)
 				lua_rawseti(L, top + 1, i);
 		}
-		if (!(p = jr_json_read_value(L, p, end, 2))) {
+		if (!(p = jr_json_decode_at(L, p, end, 2))) {
 			lua_settop(L, top);
 			return -1;
 		}
@@ -455,7 +435,7 @@ static int push_request_event(lua_State *L, const char *params,
 	int top = lua_gettop(L), nargs = 0;
 
 	if (params && *params == '{') {
-		if (!jr_json_read_value(L, params, end, 1))
+		if (!jr_json_decode_at(L, params, end, 1))
 			return 0;
 		nargs = 1;
 	} else if (params && (nargs = push_arguments(L, params, end)) < 0) {
@@ -477,7 +457,7 @@ static int push_notification_event(lua_State *L, const char *params,
 {
 	if (!params)
 		lua_pushnil(L);
-	else if (!jr_json_read_value(L, params, end, 1))
+	else if (!jr_json_decode_at(L, params, end, 1))
 		return 0;
 	lua_pushboolean(L, params && *params == '{');
 	lua_pushliteral(L, "on_notification");

@@ -157,17 +157,17 @@ function Batch:resolve(id, ok, value)
 end
 
 --- The answers the core has read (see Link:on_responses), from list[i] on:
--- takes the run of them that are this batch's and need no decoding, and
--- returns the index of the first it left (i when it took none).
+-- takes the run of them that are this batch's, and returns the index of
+-- the first it left (i when it took none).
 function Batch:take_responses(list, i, last)
   if self.link.max_in_flight then return i end -- resolve counts the slots
   local first, count, results, left = self.first, self.count, self.results, self.left
   while i <= last do
     local index = list[i] - first + 1 -- the core's ids are integers
-    if index < 1 or index > count or results[index] ~= nil or list[i + 2] then break end
+    if index < 1 or index > count or results[index] ~= nil then break end
     results[index] = { result = list[i + 1] }
     left = left - 1
-    i = i + 3
+    i = i + 2
   end
   answers_left(self, left)
   return i

@@ -42,10 +42,10 @@ function Loop:step(seconds)
   return true
 end
 
---- Sets how long one step may hand events to their handlers before it
--- leaves the rest to the next step (timeout() is 0 then), so that a host
--- loop's own work waits at most that long, plus one event's handling and
--- the engine's I/O. Default 0.0005 s.
+--- Sets how long one step may take, counted from its start with its I/O,
+-- before it leaves the events it did not reach to the next step (timeout()
+-- is 0 then), so that a host loop's own work waits at most that long plus
+-- one event's handling. Default 0.0005 s.
 -- @tparam number seconds non-negative
 function Loop:set_step_budget(seconds)
   if type(seconds) ~= "number" or seconds < 0 then
@@ -90,7 +90,7 @@ end
 local function luv_host(uv)
   local poll, timer, idle
   local idle_on, timer_on = false, false
-  local on_ready
+  local on_ready, on_idle
 
   local function rearm()
     if not sched.busy() then
@@ -112,7 +112,7 @@ local function luv_host(uv)
     local t = sched.timeout()
     if t == 0 then -- a timer that is on may stay: it only steps early
       if not idle_on then
-        idle:start(on_ready)
+        idle:start(on_idle)
         idle_on = true
       end
       return
@@ -130,7 +130,16 @@ local function luv_host(uv)
     end
   end
 
+  -- One of our steps per pass of luv's loop: while the idle handle is on
+  -- (work is left), it alone steps, and the poll handle and the timer,
+  -- later in the same pass, leave it that step; so luv's own timers run
+  -- between any two steps of ours.
+  on_idle = function()
+    host_step()
+    rearm()
+  end
   on_ready = function()
+    if idle_on then return end
     host_step()
     rearm()
   end

@@ -567,28 +567,17 @@ function Link:on_open()
 end
 
 --[[ An inbound message. The common one, a success response to a call of
-ours, is read in C without building the envelope table: a result that is
-an integer, a plain string, a boolean or null needs no decoder at all, any
-other result is decoded alone. Everything else goes the general way. ]]
+ours, is read in C without building the envelope table: its result is
+decoded where it lies (a result that is not JSON leaves it for the general
+way, which settles the caller with the parse error). Everything else goes
+the general way. ]]
 local json_response, incoming = core.json_response, dispatch.incoming
-
--- A result the core left as JSON text, decoded; nil when it is not JSON.
-local function decode_result(self, text)
-  local decoded = self.decode(text)
-  if decoded == self.null then return true, nil end
-  return decoded ~= nil, decoded
-end
 
 --- The fast path; true when `text` was such a response and is resolved.
 function Link:take_response_text(text)
   if not self.builtin_codec then return false end
-  local id, value, needs_decode = json_response(text)
+  local id, value = json_response(text)
   if not (id and self:waits_for(id)) then return false end
-  if needs_decode then
-    local ok, decoded = decode_result(self, value)
-    if not ok then return false end
-    value = decoded
-  end
   self:resolve(id, true, value)
   return true
 end
@@ -604,26 +593,19 @@ end
 Link.on_request = dispatch.incoming_request
 Link.on_notification = dispatch.incoming_notification
 
---- Core event: a simple response the core has read (conn:builtin_codec):
--- its id and result, or the result's JSON text when `needs_decode`.
-function Link:on_response(id, value, needs_decode)
-  if needs_decode then
-    local ok, decoded = decode_result(self, value)
-    if not ok then -- not JSON after all: the general way says so
-      return incoming(self, '{"jsonrpc":"2.0","result":' .. value .. ',"id":' .. id .. "}")
-    end
-    value = decoded
-  end
+--- Core event: a response the core has read (conn:builtin_codec): its id
+-- and its result.
+function Link:on_response(id, value)
   if self.pending[id] or batch_waiting(self, id) then
     return self:resolve(id, true, value, true)
   end
   self:take_response({ jsonrpc = "2.0", id = id, result = value })
 end
 
---- Core event: a batch answer of such responses, `n` triples in `list`.
+--- Core event: a batch answer of such responses, `n` pairs in `list`.
 -- A batch takes its own answers in one go (Batch:take_responses).
 function Link:on_responses(list, n)
-  local pending, i, last = self.pending, 1, 3 * n
+  local pending, i, last = self.pending, 1, 2 * n
   while i <= last do
     local id, j = list[i], i
     if not pending[id] then
@@ -631,8 +613,8 @@ function Link:on_responses(list, n)
       if b then j = b:take_responses(list, i, last) end
     end
     if j == i then
-      self:on_response(id, list[i + 1], list[i + 2])
-      j = i + 3
+      self:on_response(id, list[i + 1])
+      j = i + 2
     end
     i = j
   end

@@ -261,38 +261,32 @@ end
 -- returns the handler's name). One pcall
 -- covers a run of events; an error is reported to the owner whose event
 -- raised it, and the run goes on with the next event.
--- With a `deadline` (a host loop's step: see M.step), the run stops once
--- the clock passes it (looked at every EVENTS_PER_LOOK events) and
--- events_left says that the rest waits for the next step.
+-- With a `deadline` (a host loop's step: see M.step), core.pop looks at
+-- the clock before each event (`first_goes`: but the first) and, once it
+-- has passed, the rest waits for the next step (events_left).
 local event_owner
 local events_left = false
-local EVENTS_PER_LOOK = 8
-local function dispatch_run(deadline)
-  local n = 0
+local function dispatch_run(deadline, first_goes)
+  local by = not first_goes and deadline or nil
   while true do
-    if deadline then
-      n = n + 1
-      if n % EVENTS_PER_LOOK == 0 and now() >= deadline then
-        events_left = true
-        event_owner = nil
-        return
-      end
-    end
-    local owner, handler, a, b, c, d, e, f, g = core_pop()
-    if owner == nil then
+    local owner, handler, a, b, c, d, e, f, g = core_pop(by)
+    if not owner then
+      events_left = owner == false
       event_owner = nil -- keeps nothing alive between turns
       return
     end
+    by = deadline
     event_owner = owner
     owner[handler](owner, a, b, c, d, e, f, g)
   end
 end
 
-local function dispatch_events(deadline)
+local function dispatch_events(deadline, first_goes)
   events_left = false
   while true do
-    local ok, err = pcall(dispatch_run, deadline)
+    local ok, err = pcall(dispatch_run, deadline, first_goes)
     if ok then return end
+    first_goes = false -- it went: the event that raised
     local owner = event_owner
     if owner.report then owner:report(err) else M.report(err) end
   end
@@ -499,13 +493,16 @@ function M.io_ended() io_count = io_count - 1 end
 
 local stepping = false -- inside step(): kicks wait for its end
 
--- How long one step may hand events to their owners: a host loop's other
+-- How long one step may take, counted from its start: a host loop's other
 -- work (a luv timer, say) waits for the step, so a step that has more
--- leaves the rest for the next one (timeout() is 0 then). One event's
--- handler is not cut: a 1 MB answer still takes the time it takes.
+-- leaves the rest for the next one (timeout() is 0 then). Its I/O counts:
+-- a step whose read took the budget hands no event over; the next step
+-- reads nothing and hands over at least one, so nothing starves. One
+-- event's handler is not cut: a 1 MB answer takes the time it takes (but
+-- not after a read that used the budget: then in a step of its own).
 local step_budget = 0.0005 -- s
 
---- Sets how long (seconds) a host loop's step may hand events over.
+--- Sets how long (seconds) a host loop's step may take.
 function M.set_step_budget(seconds) step_budget = seconds end
 
 --- Does the work that is ready: tasks, due timers, I/O (waiting at most
@@ -513,8 +510,9 @@ function M.set_step_budget(seconds) step_budget = seconds end
 -- the next timer), and what the events woke.
 function M.step(max_seconds)
   stepping = true
+  local deadline = now() + step_budget
   if events_left then -- what the last step left: no new I/O before it
-    dispatch_events(now() + step_budget)
+    dispatch_events(deadline, true)
     if ready_head <= ready_tail then run_ready() end
     core.flush()
     stepping = false
@@ -531,7 +529,10 @@ function M.step(max_seconds)
     end
     if ms < 0 and io_count == 0 then ms = 0 end
   end
-  if core_step(ms) then dispatch_events(now() + step_budget) end
+  if core_step(ms) then
+    -- waiting for I/O (max_seconds ~= 0) is not the step's work
+    dispatch_events(ms ~= 0 and now() + step_budget or deadline, false)
+  end
   if ready_head <= ready_tail then run_ready() end
   requeue_yielded()
   core.flush() -- what the step's tasks sent goes now, not a wakeup later
