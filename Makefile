@@ -19,7 +19,7 @@ LUA      ?= lua5.4
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 MODULE    = jsonrpc_websocket/core.so
-SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/opts.c src/conn.c src/connect.c src/send.c src/receive.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
+SRC       = src/core.c src/loop.c src/drive.c src/vhost.c src/opts.c src/conn.c src/connect.c src/send.c src/receive.c src/keepalive.c src/scan.c src/json.c src/encode.c src/frame.c src/server.c src/workers.c
 HDR       = src/jrws.h src/conn.h
 PKGS      = lua5.4 liblua5.4-dev libwebsockets-dev libssl-dev libcap-dev \
             libuv1-dev libwebsockets-evlib-uv lua-luv lua-cqueues \

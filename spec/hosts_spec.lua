@@ -86,7 +86,7 @@ describe("luv", function()
         end
         print("reconnected", s.add(2, 3))
         s:close()
-        -- keepalive: lws's pings and deadlines run on timers luv drives
+        -- keepalive: our pings and deadlines run on a timer luv drives
         local frozen = jsonrpc.Server(PEER, { keepalive = 1 })
         frozen:ws_connect()
         local ok2, err2 = pcall(frozen.freeze, 10)

@@ -63,6 +63,7 @@ void jr_conn_free(jr_conn *c)
 			c->next->pprev = c->pprev;
 	}
 	jr_unmark_flush(c);
+	jr_keepalive_stop(c);
 	jr_free_out(c);
 	/* a name whose value could not be copied is not counted in nheaders */
 	for (i = 0; c->headers && c->headers[i]; i++)
@@ -86,9 +87,11 @@ void jr_conn_detach_all(jr_loop *loop)
 		c->loop = NULL;
 		c->pprev = NULL;
 		c->flush_pprev = NULL;
+		c->ka_pprev = NULL;
 	}
 	loop->conns = NULL;
 	loop->to_flush = NULL;
+	loop->keepalive = NULL;
 }
 
 void jr_request_close(jr_conn *c, int code, const char *reason)

@@ -1,5 +1,5 @@
 /*
- * A websocket connection, private to the four files that make it (the
+ * A websocket connection, private to the five files that make it (the
  * rest of the core sees only the opaque jr_conn of jrws.h):
  *   conn.c     the object: allocation, the two-owner lifetime, its Lua
  *              userdata and methods (close, abort, reading, trace, ...),
@@ -8,7 +8,8 @@
  *              how a connect that failed is told
  *   send.c     the send queue: send/send_call/send_batch, its bound,
  *              gathered writes, fragments, WRITEABLE, what never left
- *   receive.c  the lws callback, message reassembly, keepalive, the end
+ *   receive.c  the lws callback, message reassembly, the end
+ *   keepalive.c pings on idle connections, dead peers dropped (the sweep)
  * Lifetime: struct jr_conn is malloc'ed; the Lua userdata holds a pointer.
  * Two things can still reach the struct: the userdata (until __gc) and the
  * wsi (until LWS_CALLBACK_WSI_DESTROY). It is freed when both are gone
@@ -74,11 +75,13 @@ struct jr_conn {
 	lua_Integer *unsent; /* at the end: pairs (first id, count) never sent */
 	size_t nunsent;
 
-	/* keepalive: lws's validity policy (it keeps the pointer) and the
-	 * last time lws counted the peer as alive, mirrored here so the close
-	 * that lws's hangup causes can be told apart */
-	lws_retry_bo_t policy;
-	lws_usec_t last_valid;
+	/* keepalive (keepalive.c): in loop->keepalive while it has one */
+	jr_conn *ka_next, **ka_pprev;
+	uint64_t alive_ms;           /* loop time of the last proof of life */
+	unsigned short ka_ping;      /* seconds idle before a ping; 0: none */
+	unsigned short ka_hangup;    /* seconds silent before the drop */
+	unsigned char ping_sent;     /* this idle spell's ping is queued/out */
+	unsigned char ping_due;      /* jr_writeable writes a ping */
 	int secure;   /* wss:// */
 	int insecure; /* tls.verify = false: accept any server certificate */
 
@@ -132,6 +135,20 @@ int jr_cert_verify(jr_conn *c, void *x509_store_ctx, int preverify_ok);
 void jr_tls_dropped(jr_conn *c);
 void jr_connection_error(struct lws *wsi, jr_conn *c, const char *in,
 			 size_t len);
+
+/* keepalive.c */
+void jr_keepalive_stop(jr_conn *c);
+int jr_keepalive_write(struct lws *wsi, jr_conn *c);
+
+/* The peer is alive (a frame or a pong came): a plain store, no list
+ * operation, so a busy connection costs nothing and is never pinged. */
+static inline void jr_keepalive_alive(jr_conn *c)
+{
+	if (c->ka_pprev) {
+		c->alive_ms = uv_now(&c->loop->uv);
+		c->ping_sent = 0;
+	}
+}
 
 /* send.c */
 extern const luaL_Reg jr_send_methods[];

@@ -210,7 +210,8 @@ static void jr_fill_connect_info(lua_State *L, struct lws_client_connect_info *i
  * TLS flags and the keepalive policy. verify = false needs all four of
  * lws's relaxing flags (self-signed, untrusted chain, expired, name).
  * keepalive = N: ping after N idle seconds, hang up N seconds later
- * without an answer; 0 turns lws's validity checks off.
+ * without an answer (keepalive.c, from the handshake on); 0: never.
+ * lws's own validity checks stay off (jr_no_validity).
  */
 static void jr_read_transport(lua_State *L, jr_conn *c,
 			      struct lws_client_connect_info *ic, int opts)
@@ -232,9 +233,9 @@ static void jr_read_transport(lua_State *L, jr_conn *c,
 	lua_pop(L, 3);
 	if (ka < 0 || ka > 32767)
 		luaL_error(L, "connect: keepalive must be 0..32767 seconds");
-	c->policy.secs_since_valid_ping = (uint16_t)ka;
-	c->policy.secs_since_valid_hangup = (uint16_t)(2 * ka);
-	ic->retry_and_idle_policy = &c->policy;
+	c->ka_ping = (unsigned short)ka;
+	c->ka_hangup = (unsigned short)(2 * ka);
+	ic->retry_and_idle_policy = &jr_no_validity;
 }
 
 /* EMFILE or ENFILE when a socket cannot be made for want of descriptors,

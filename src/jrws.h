@@ -15,10 +15,11 @@
  *            that callbacks leave for Lua, the clock.
  *   vhost.c  client vhosts, one per transport configuration (TLS files,
  *            compression, proxy), created on first use and cached.
- *   conn.c, connect.c, send.c, receive.c (private header conn.h)
- *            a websocket, client or server side: the object and its
- *            lifetime; connect and its options; the send queue and its
- *            writes; the lws callback and the receive path.
+ *   conn.c, connect.c, send.c, receive.c, keepalive.c (private header
+ *            conn.h) a websocket, client or server side: the object and
+ *            its lifetime; connect and its options; the send queue and its
+ *            writes; the lws callback and the receive path; pings and the
+ *            sweep that drops dead peers.
  *   server.c listening vhosts, accepted sessions (they are jr_conns too),
  *            the authorize hook.
  *   drive.c  the engine's Lua face: step, pop (which knows every event
@@ -122,6 +123,9 @@ struct jr_loop {
 	jr_frames *frames;           /* gathered writes (frame.c), on demand */
 	int flush_pending;           /* a conn has output to flush (conn.c) */
 	jr_conn *to_flush;           /* the conns that have (send.c) */
+	uv_timer_t sweep;            /* keepalive's sweep (keepalive.c) */
+	uint64_t sweep_at;           /* when it runs next (uv_now time) */
+	jr_conn *keepalive;          /* the conns that have a keepalive */
 };
 
 LUALIB_API int luaopen_jsonrpc_websocket_core(lua_State *L);
@@ -182,6 +186,10 @@ void *jr_conn_listener(const jr_conn *c);
 int jr_conn_builtin_codec(const jr_conn *c);
 void jr_conn_trace_in(lua_State *L, jr_conn *c, const char *text, size_t len);
 void jr_conn_push_new(lua_State *L, jr_conn *c);
+
+/* keepalive.c */
+extern const lws_retry_bo_t jr_no_validity;
+void jr_keepalive_start(jr_conn *c, unsigned int ping, unsigned int hangup);
 
 /* server.c */
 int jr_listener_push_accept(lua_State *L, jr_event *e);

@@ -127,6 +127,8 @@ struct lws_context *jr_loop_context(lua_State *L, jr_loop *loop)
 				      "event loop (libuv)");
 		uv_timer_init(&loop->uv, &loop->wake);
 		loop->wake.data = loop;
+		uv_timer_init(&loop->uv, &loop->sweep); /* keepalive.c */
+		loop->sweep.data = loop;
 		loop->uv_open = 1;
 	}
 	loop->cx = jr_create_context(loop);
@@ -327,6 +329,7 @@ void jr_loop_close_engine(jr_loop *loop)
 	if (!loop->uv_open)
 		return;
 	uv_close((uv_handle_t *)&loop->wake, NULL);
+	uv_close((uv_handle_t *)&loop->sweep, NULL);
 	for (rounds = 0; uv_loop_alive(&loop->uv) && rounds < 1000; rounds++)
 		uv_run(&loop->uv, UV_RUN_NOWAIT);
 	/* its handles closed, lws has let go of the context (pcontext is

@@ -1,7 +1,8 @@
 /*
  * The receive side of a connection and the lws callback for every wsi of
  * ours (client connections and sessions): messages reassembled into
- * "message" events, keepalive, the peer's close, the end ("closed").
+ * "message" events, proof of life for keepalive.c, the peer's close, the
+ * end ("closed").
  * Callbacks record state and queue events; they never call Lua.
  */
 #include <stdio.h>
@@ -11,7 +12,6 @@
 #include "conn.h"
 
 #define JR_TOO_LARGE "message too large"
-#define JR_KEEPALIVE_TIMEOUT "keepalive timeout"
 
 static int jr_rx_reserve(jr_conn *c, size_t need)
 {
@@ -76,23 +76,14 @@ int jr_conn_rx(jr_conn *c, const void *in, size_t len, int first, int final,
 	return 0;
 }
 
-/* Data from the peer proves it alive as well as a pong would: no ping on
- * a busy connection. */
-static void jr_alive(struct lws *wsi, jr_conn *c)
-{
-	if (!c->policy.secs_since_valid_hangup)
-		return;
-	c->last_valid = lws_now_usecs();
-	lws_validity_confirmed(wsi);
-}
-
 /* Returning -1 from RECEIVE with more data buffered crashes lws 4.1.6
  * (seen with a 100 MB message), so a close always goes via WRITEABLE. */
 static int jr_receive(struct lws *wsi, jr_conn *c, const void *in, size_t len)
 {
 	int rc;
 
-	jr_alive(wsi, c);
+	/* data proves the peer alive as well as a pong: no ping when busy */
+	jr_keepalive_alive(c);
 	rc = jr_conn_rx(c, in, len, lws_is_first_fragment(wsi),
 			lws_is_final_fragment(wsi), lws_frame_is_binary(wsi),
 			lws_remaining_packet_payload(wsi));
@@ -116,6 +107,7 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 {
 	lws_set_opaque_user_data(wsi, NULL);
 	c->wsi = NULL;
+	jr_keepalive_stop(c);
 	lws_sul_cancel(&c->stall);
 	jr_note_unsent(c);
 	jr_free_out(c);
@@ -126,22 +118,6 @@ static void jr_destroyed(struct lws *wsi, jr_conn *c)
 	}
 	if (c->loop && !jr_loop_push(c->loop, c, JR_EV_CLOSED, NULL, 0, 0))
 		jr_loop_closed(c->loop);
-}
-
-/*
- * lws hangs up on a peer that did not answer its ping in time without
- * saying so; we know it was that when the connection dies silently just
- * as the hangup deadline (counted from the last proof of life) is due.
- */
-static void jr_client_closed(jr_conn *c)
-{
-	lws_usec_t hangup = (lws_usec_t)c->policy.secs_since_valid_hangup
-			    * LWS_US_PER_SEC;
-
-	if (hangup && !c->closed_here && !c->end_code && !c->failure &&
-	    lws_now_usecs() - c->last_valid >= hangup - 200 * LWS_US_PER_MS)
-		jr_set_text(&c->failure, JR_FAILURE_SIZE, JR_KEEPALIVE_TIMEOUT,
-			    sizeof JR_KEEPALIVE_TIMEOUT - 1);
 }
 
 /* The subprotocol the server chose, if any. */
@@ -156,7 +132,7 @@ static void jr_client_subprotocol(struct lws *wsi, jr_conn *c)
 static void jr_established(struct lws *wsi, jr_conn *c)
 {
 	c->established = 1;
-	c->last_valid = lws_now_usecs();
+	jr_keepalive_start(c, c->ka_ping, c->ka_hangup);
 	jr_loop_push(c->loop, c, JR_EV_OPEN, NULL, 0, 0);
 	if (c->out_head || c->want_close)
 		lws_callback_on_writable(wsi);
@@ -191,14 +167,11 @@ int jr_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE: /* server side (server.c) */
 		return jr_receive(wsi, c, in, len);
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		if (c->policy.secs_since_valid_hangup)
-			c->last_valid = lws_now_usecs();
+	case LWS_CALLBACK_RECEIVE_PONG: /* server side */
+		jr_keepalive_alive(c);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		return jr_cert_verify(c, user, (int)len);
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		jr_client_closed(c);
-		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return jr_writeable(wsi, c);

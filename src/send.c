@@ -201,6 +201,8 @@ int jr_writeable(struct lws *wsi, jr_conn *c)
 {
 	int burst = 0;
 
+	if (jr_keepalive_write(wsi, c))
+		return -1;
 	while (c->out_head && !lws_partial_buffered(wsi) &&
 	       burst++ < JR_WRITE_BURST) {
 		int gathered = jr_write_gathered(wsi, c);
@@ -222,7 +224,7 @@ int jr_writeable(struct lws *wsi, jr_conn *c)
 		lws_set_timer_usecs(wsi, 0);
 		return 0;
 	}
-	if (c->out_head)
+	if (c->out_head || c->ping_due)
 		lws_callback_on_writable(wsi);
 	return 0;
 }

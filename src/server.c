@@ -9,7 +9,7 @@
  * for Lua), and the listener's own lifetime.
  *
  * Lifetime of struct jr_listener: malloc'ed, the Lua userdata holds a
- * pointer. lws references its protocol names and retry policy until the
+ * pointer. lws references its protocol names until the
  * vhost is freed, which it may defer until the last session has gone; the
  * vhost's finalize callback tells us (PROTOCOL_DESTROY does not come for a
  * vhost destroyed before lws initialised its protocols). The struct is
@@ -78,7 +78,7 @@ typedef struct jr_listener {
 	char *path;         /* only this request path upgrades; NULL: any */
 	char *names[JR_MAX_PROTOCOLS];
 	struct lws *hook_wsi; /* the request the hook is looking at */
-	lws_retry_bo_t retry;
+	unsigned int keepalive; /* seconds idle before a ping; 0: none */
 	struct lws_protocols protocols[JR_MAX_PROTOCOLS + 2];
 } jr_listener;
 
@@ -313,6 +313,8 @@ static int jr_accept(struct lws *wsi, jr_listener *s)
 	if (!c)
 		return -1;
 	s->sessions++; /* until jr_session_ended */
+	if (s->keepalive) /* dropped 2N + 1 s after the last sign of life */
+		jr_keepalive_start(c, s->keepalive, 2 * s->keepalive + 1);
 	jr_accept_address(wsi, s, addr, sizeof addr);
 	len = strlen(addr);
 	if (!(data = malloc(len + 1)))
@@ -521,17 +523,13 @@ static void jr_fill_vhost(lua_State *L, jr_listener *s,
 	vi->protocols = s->protocols;
 	vi->vhost_name = "jsonrpc-websocket-server";
 	lua_getfield(L, opts, "keepalive");
-	keepalive = luaL_optinteger(L, -1, -1);
+	keepalive = luaL_optinteger(L, -1, 0);
 	lua_pop(L, 1);
-	if (keepalive > 0) {
-		if (keepalive > 30000)
-			keepalive = 30000;
-		s->retry.secs_since_valid_ping = (uint16_t)keepalive;
-		s->retry.secs_since_valid_hangup = (uint16_t)(2 * keepalive + 1);
-	}
-	/* 0: no pings, no hangup (all zero); not given: lws's 300/310 s */
-	if (keepalive >= 0)
-		vi->retry_and_idle_policy = &s->retry;
+	/* 0 or not given: no pings, no hangup; keepalive.c does both, and
+	 * lws's validity checks (300/310 s by default) stay off */
+	s->keepalive = (unsigned int)(keepalive < 0 ? 0
+				      : keepalive > 30000 ? 30000 : keepalive);
+	vi->retry_and_idle_policy = &jr_no_validity;
 	jr_fill_tls(L, vi, opts);
 }
 
