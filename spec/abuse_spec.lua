@@ -486,7 +486,7 @@ describe("limit options", function()
     assert.error_matches(function() jsonrpc.listen { max_connections = -5 } end,
       "option 'max_connections' must be a positive integer")
     assert.error_matches(function() jsonrpc.listen { keepalive = 0 } end,
-      "option 'keepalive' must be a positive integer %(seconds%) or false")
+      "option 'keepalive' must be whole seconds %(1..32767%) or false")
     local srv = jsonrpc.listen { keepalive = false, send_queue_timeout = false, max_batch = 5 }
     srv.add = function(a, b) return a + b end
     local c = jsonrpc.Server(("ws://127.0.0.1:%d/"):format(srv.port),

@@ -528,7 +528,7 @@ static void jr_fill_vhost(lua_State *L, jr_listener *s,
 	/* 0 or not given: no pings, no hangup; keepalive.c does both, and
 	 * lws's validity checks (300/310 s by default) stay off */
 	s->keepalive = (unsigned int)(keepalive < 0 ? 0
-				      : keepalive > 30000 ? 30000 : keepalive);
+				      : keepalive > 32767 ? 32767 : keepalive);
 	vi->retry_and_idle_policy = &jr_no_validity;
 	jr_fill_tls(L, vi, opts);
 }

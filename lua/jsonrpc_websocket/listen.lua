@@ -426,10 +426,7 @@ local function check_options(opts)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("option 'authorize' must be a function", 3)
   end
-  local ka = opts.keepalive
-  if ka ~= nil and ka ~= false and (math.type(ka) ~= "integer" or ka < 1) then
-    error("option 'keepalive' must be a positive integer (seconds) or false", 3)
-  end
+  options.keepalive_seconds(opts, 3)
   local tls = opts.tls
   if tls ~= nil and (type(tls) ~= "table" or type(tls.cert_file) ~= "string"
       or type(tls.key_file) ~= "string") then
@@ -446,13 +443,6 @@ local function check_options(opts)
   end
 end
 
--- The listener's keepalive in seconds: default 30, false turns it off (0).
-local DEFAULT_KEEPALIVE = 30
-local function keepalive_seconds(ka)
-  if ka == nil then return DEFAULT_KEEPALIVE end
-  return ka or 0
-end
-
 -- The core listener for listener. A free port (port 0) is the kernel's choice,
 -- which may be one a closed listener of ours still holds: choose again.
 local function bind(listener, host, protocols, opts)
@@ -461,7 +451,7 @@ local function bind(listener, host, protocols, opts)
       host = host, port = opts.port or 0, path = opts.path,
       protocols = protocols, max_message_size = opts.max_message_size,
       max_connections = opts.max_connections or DEFAULT_MAX_CONNECTIONS,
-      keepalive = keepalive_seconds(opts.keepalive), tls = opts.tls,
+      keepalive = options.keepalive_seconds(opts, 2), tls = opts.tls,
       reuse_port = opts.reuse_port, proxy_headers = listener.trusted ~= nil,
       authorize = opts.authorize and wrap_authorize(listener, opts.authorize),
     })

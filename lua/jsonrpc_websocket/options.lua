@@ -22,6 +22,22 @@ function M.positive_integer(opts, key, level)
   return v
 end
 
+local DEFAULT_KEEPALIVE, MAX_KEEPALIVE = 30, 32767 -- seconds
+
+--- opts.keepalive in seconds, the same for Server() and listen(): 30 when
+-- not given (or true), 0 (off) for false, else whole seconds 1..32767.
+function M.keepalive_seconds(opts, level)
+  local v = opts.keepalive
+  if v == nil or v == true then return DEFAULT_KEEPALIVE end
+  if v == false then return 0 end
+  local n = math.type(v) == "float" and math.tointeger(v) or v
+  if math.type(n) ~= "integer" or n < 1 or n > MAX_KEEPALIVE then
+    error(("option 'keepalive' must be whole seconds (1..%d) or false")
+      :format(MAX_KEEPALIVE), level + 1)
+  end
+  return n
+end
+
 --- The send queue's bound, the same for Server() and listen():
 -- max_send_queue (bytes), max_send_messages, send_queue_timeout (seconds
 -- a queue may stay full before the connection is dropped; 0 or false:

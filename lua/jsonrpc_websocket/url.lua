@@ -73,7 +73,6 @@ local function protocol_list(protocols)
   return table.concat(protocols, ",")
 end
 
-local DEFAULT_KEEPALIVE = 30 -- seconds
 
 local function readable(path, what)
   if type(path) ~= "string" then error(("option '%s' must be a file name"):format(what), 6) end
@@ -103,17 +102,6 @@ local function tls_options(tls, out)
   out.cert_file = tls.cert_file and readable(tls.cert_file, "tls.cert_file")
   out.key_file = tls.key_file and readable(tls.key_file, "tls.key_file")
   out.verify = tls.verify ~= false
-end
-
---- keepalive: seconds (whole, 1..32767), default 30; false turns it off.
-local function keepalive_seconds(v)
-  if v == nil or v == true then return DEFAULT_KEEPALIVE end
-  if v == false then return 0 end
-  local n = math.type(v) == "float" and math.tointeger(v) or v
-  if math.type(n) ~= "integer" or n < 1 or n > 32767 then
-    error("option 'keepalive' must be whole seconds (1..32767) or false", 5)
-  end
-  return n
 end
 
 --- proxy = "http://host:port" (or "host:port") -> "host:port".
@@ -150,7 +138,7 @@ function M.connect_options(target, opts)
     headers = header_list(opts.headers), auth = auth,
     max_message_size = max,
     secure = target.secure,
-    keepalive = keepalive_seconds(opts.keepalive),
+    keepalive = options.keepalive_seconds(opts, 4),
     compress = opts.compress == true,
     proxy = proxy_address(opts.proxy),
   }
