@@ -36,15 +36,13 @@ HARD=$(ulimit -Hn)
 ulimit -n "$HARD"
 PER_HOLDER=$(( HARD - 500 ))  # descriptors one loadgen may use for sockets
 export LOADGEN_SRCS=${LOADGEN_SRCS:-8}
-# The listeners' keepalive (scale_server.lua): 300 s, so that no ping is
-# due while a run lasts. libwebsockets 4.1.6 keeps a process's timers in one
-# sorted list and inserts by walking it from the head: each ping and each
-# pong costs O(connections), a keepalive round O(connections^2). With the
-# library's default of 30 s, six workers holding ~12k-17k each saturate the
-# machine, pongs are read after the hangup deadline and the 100k run lost
-# 58-197 connections once ~75k were open (keepalive.sh shows it small: not
-# the load generator, the C floor on lws alike). "off": no keepalive.
-export SCALE_KEEPALIVE=${SCALE_KEEPALIVE:-300}
+# The listeners' keepalive (scale_server.lua): the library's default
+# (30 s) unless SCALE_KEEPALIVE says otherwise ("off": none). Before
+# keepalive was the library's own (src/keepalive.c), libwebsockets' timers
+# made each ping and pong cost O(connections): the 100k run lost 58-197
+# connections once ~75k were open, and this ran at 300 s (keepalive.sh
+# shows the old cost small).
+export SCALE_KEEPALIVE=${SCALE_KEEPALIVE:-}
 
 server_pin= client_pin=
 if [ "${PIN:-0}" = 1 ] && command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then
