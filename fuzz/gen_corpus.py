@@ -46,6 +46,10 @@ seeds = {
     "req_echo_inf": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[1e999],"id":1}'),
     "resp_null_id_str_error": (0, 0, b'{"jsonrpc":"2.0","id":null,"error":"bad"}'),
     "req_empty_array_params": (0, 0, b'{"jsonrpc":"2.0","method":"count","params":[],"id":1}'),
+    # read in C (scan.c jr_push_request): args on the event, a table past four
+    "req_many_args": (0, 0, b'{"id":-9223372036854775808,"params":[null,2,"3",[4],{"5":5},null],"method":"echo","jsonrpc":"2.0"}'),
+    "req_four_args": (0, 0, b'{"jsonrpc":"2.0","method":"callable","params":[1,null,3,null],"id":-0}'),
+    "req_dup_params": (0, 0, b'{"jsonrpc":"2.0","method":"echo","params":[1],"params":[2],"id":1}'),
     "close_early_callback": (0x30, 0x00, b'{"jsonrpc":"2.0","method":"sleep","params":[1]}\0'
                              b'{"jsonrpc":"2.0","method":"callback","params":[1],"id":2}'),
     # batches
