@@ -402,6 +402,28 @@ describe("lies and oddities", function()
     s:close()
   end)
 
+  it("settles a batch's callers when its answer as a whole is not JSON", function()
+    local s = jsonrpc.Server(helper.peer().url())
+    reports_of(s) -- not on stderr
+    s:ws_connect()
+    local first = tonumber(s.raw_request():match('"id":(%d+)')) + 1 -- the batch's ids
+    local results
+    jsonrpc.run(function()
+      jsonrpc.spawn(function()
+        results = s:batch(function(b) b.never() b.never() end, { timeout = 10 * helper.PATIENCE })
+      end)
+      jsonrpc.sleep(0.1) -- the batch is out
+      -- one element too deep: the array is not JSON, its first element is
+      local deep = ("["):rep(1000) .. ("]"):rep(1000)
+      s.send_raw(('[{"jsonrpc":"2.0","id":%d,"result":5},{"jsonrpc":"2.0","id":%d,"result":%s}]')
+        :format(first, first + 1, deep))
+    end)
+    assert.equal(5, results[1].result)
+    assert.equal(-32700, results[2].error.code)
+    assert.equal(3, s.add(1, 2))
+    s:close()
+  end)
+
   it("counts an answer's envelope in the nesting limit", function()
     local s = jsonrpc.Server(helper.peer().url())
     reports_of(s) -- not on stderr

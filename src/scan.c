@@ -182,15 +182,19 @@ static const char *member_value(const char *p, const char *end,
 	return skip_ws(p + 1, end);
 }
 
-/* json_elements(text [, max]) -> { raw element, ... } for a top-level
- * array, or nil when the text is not a valid JSON array; false when it
- * has more than max elements (a batch too long: refused before its
- * elements cost anything). */
+/* json_elements(text [, max [, lenient]]) -> { raw element, ... } for a
+ * top-level array, or nil when the text is not a valid JSON array; false
+ * when it has more than max elements (a batch too long: refused before its
+ * elements cost anything). `lenient`: the elements are split as
+ * json_member finds values (an answer that is not JSON as a whole may
+ * still hold answers to calls of ours: dispatch.lua settles them). */
 static int l_json_elements(lua_State *L)
 {
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
 	lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
+	const char *(*skip)(const char *, const char *) =
+		lua_toboolean(L, 3) ? lenient_value : skip_value;
 	const char *end = text + len, *p = skip_ws(text, end), *v;
 	lua_Integer n = 0;
 	int more = 1;
@@ -202,7 +206,7 @@ static int l_json_elements(lua_State *L)
 	if (p < end && *p == ']')
 		more = 0;
 	while (more) {
-		if (!(p = skip_value(v = p, end)))
+		if (!(p = skip(v = p, end)))
 			return 0;
 		if (n >= max) {
 			lua_pushboolean(L, 0);

@@ -389,11 +389,17 @@ local function message(ep, msg, text, batch)
     "received an object that is neither request nor response: " .. text:sub(1, 60))
 end
 
+local OPEN_BRACE = ("{"):byte()
+
+-- The first character of a message past any space ("{" at a glance).
+local function first_char(text)
+  return text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
+end
+
 -- A response the codec could not decode (too deep, not JSON) whose id can
 -- still be read: its caller fails with `err` rather than wait forever.
 -- Returns true when it resolved one.
-local function resolve_undecodable(ep, text, err)
-  if not ep.waits_for then return false end
+local function resolve_one(ep, text, err)
   local raw = json_member(text, "id")
   if not raw or not (json_member(text, "result") or json_member(text, "error")) then
     return false
@@ -404,6 +410,28 @@ local function resolve_undecodable(ep, text, err)
   if id == nil or not ep:waits_for(id) then return false end
   ep:resolve(id, false, err)
   return true
+end
+
+-- The same for a text that is not JSON as a whole: a single response
+-- (resolve_one), or an array of them (a batch answer with one bad
+-- element), whose elements are then read one by one: an answer that
+-- decodes alone is taken, one that does not settles its caller with err.
+-- Returns true when it settled any.
+local function resolve_undecodable(ep, text, err)
+  if not ep.waits_for then return false end
+  if first_char(text) ~= "[" then return resolve_one(ep, text, err) end
+  local resolved = false
+  for _, el in ipairs(json_elements(text, ep.max_batch, true) or {}) do
+    local msg = ep.decode(el)
+    if type(msg) == "table" and msg.method == nil and msg.id ~= nil
+        and (msg.result ~= nil or msg.error ~= nil) and ep:waits_for(msg.id) then
+      ep:take_response(msg)
+      resolved = true
+    elseif msg == nil and resolve_one(ep, el, err) then
+      resolved = true
+    end
+  end
+  return resolved
 end
 
 -- The decoded message, or nil (reported; `resolved` true when it was a
@@ -467,7 +495,9 @@ local function batch_of(ep, text)
     return ep:send(INVALID_REQUEST)
   end
   if not elements then -- not JSON: the decoder says why
-    if decode(ep, text) == nil then return ep:send(PARSE_ERROR) end
+    local msg, resolved = decode(ep, text)
+    if resolved then return end -- it was an answer of ours, read as far as it could be
+    if msg == nil then return ep:send(PARSE_ERROR) end
     elements = {} -- a lenient codec read it: an invalid batch all the same
   end
   if #elements == 0 then
@@ -478,10 +508,8 @@ local function batch_of(ep, text)
   continue_batch(ep, { left = n, replies = {}, elements = elements, n = n, next = 1 })
 end
 
-local OPEN_BRACE = ("{"):byte()
-
 local function incoming(ep, text)
-  local first = text:byte(1) == OPEN_BRACE and "{" or text:match("^%s*(.)")
+  local first = first_char(text)
   if first == "[" then return batch_of(ep, text) end
   local msg, resolved = decode(ep, text)
   if resolved then return end
