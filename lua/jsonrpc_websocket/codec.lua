@@ -117,13 +117,13 @@ function M.positional_params_from_args(json, null, ...)
   return positional(json, null, n, ...)
 end
 
---- Params given explicitly to `server:call(method, params)`: nil → none; a
--- sequence (or a table with an integer `n`, as from table.pack) → array;
--- a record → object. Anything else is a usage error.
-function M.params_from_table(json, null, params)
+-- The JSON text of explicit params (see params_from_table), nil for
+-- none; or nil and why the value cannot be params (a usage error). The
+-- codec's encode failures raise.
+local function table_params(json, null, params)
   if params == nil then return nil end
   if type(params) ~= "table" then
-    error("params must be a table (sequence or record) or nil", 3)
+    return nil, "params must be a table (sequence or record) or nil"
   end
   if json == builtin then -- a list of numbers, strings, ...: written in C
     local text = simple_list(params)
@@ -141,7 +141,16 @@ function M.params_from_table(json, null, params)
     return encode_list(json, null, len, table.move(params, 1, len, 1, {}))
   end
   if is_record(params) then return json.encode(params) end
-  error("params mixes array and record keys", 3)
+  return nil, "params mixes array and record keys"
+end
+
+--- Params given explicitly to `server:call(method, params)`: nil → none; a
+-- sequence (or a table with an integer `n`, as from table.pack) → array;
+-- a record → object. Anything else is a usage error.
+function M.params_from_table(json, null, params)
+  local text, why = table_params(json, null, params)
+  if why then error(why, 3) end
+  return text
 end
 
 local function encodes(json, value)
@@ -175,11 +184,10 @@ end
 --- params_from_table for a call of `method`, with its misuse and encode
 -- failures raised at the caller's line, naming the method and the param.
 function M.call_params(json, null, params, method)
-  local ok, text = pcall(M.params_from_table, json, null, params)
-  if ok then return text end
-  local shape = tostring(text):match("^[^%s:]*:?%d*:? ?(params .*)$")
-  if shape then error(shape, options.caller_level()) end -- not a sequence or record
-  M.params_error(json, text, method, true, params)
+  local ok, text, why = pcall(table_params, json, null, params)
+  if not ok then M.params_error(json, text, method, true, params) end
+  if why then error(why, options.caller_level()) end -- not a sequence or record
+  return text
 end
 
 --- `from_args(json, null, ...)` (params_from_args or its positional twin)
