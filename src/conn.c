@@ -57,11 +57,7 @@ void jr_conn_free(jr_conn *c)
 	int i;
 	if (c->loop)
 		jr_loop_forget_conn(c->loop, c);
-	if (c->pprev) {
-		*c->pprev = c->next;
-		if (c->next)
-			c->next->pprev = c->pprev;
-	}
+	jr_list_leave(c, offsetof(jr_conn, all));
 	jr_unmark_flush(c);
 	jr_keepalive_stop(c);
 	jr_free_out(c);
@@ -83,11 +79,11 @@ void jr_conn_free(jr_conn *c)
 void jr_conn_detach_all(jr_loop *loop)
 {
 	jr_conn *c;
-	for (c = loop->conns; c; c = c->next) {
+	for (c = loop->conns; c; c = c->all.next) {
 		c->loop = NULL;
-		c->pprev = NULL;
-		c->flush_pprev = NULL;
-		c->ka_pprev = NULL;
+		c->all.pprev = NULL;
+		c->flush_links.pprev = NULL;
+		c->ka.pprev = NULL;
 	}
 	loop->conns = NULL;
 	loop->to_flush = NULL;
@@ -197,11 +193,7 @@ jr_conn *jr_conn_alloc(jr_loop *loop)
 	c->max_out_bytes = JR_DEFAULT_QUEUE_BYTES;
 	c->max_out_count = JR_DEFAULT_QUEUE_MESSAGES;
 	c->out_timeout = (lws_usec_t)JR_DEFAULT_QUEUE_TIMEOUT * LWS_US_PER_SEC;
-	c->next = loop->conns;
-	if (loop->conns)
-		loop->conns->pprev = &c->next;
-	c->pprev = &loop->conns;
-	loop->conns = c;
+	jr_list_push(&loop->conns, c, offsetof(jr_conn, all));
 	return c;
 }
 

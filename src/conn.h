@@ -28,6 +28,14 @@
 #define JR_DEFAULT_QUEUE_MESSAGES 16384
 #define JR_DEFAULT_QUEUE_TIMEOUT 30 /* seconds full before the close */
 
+/* A connection's place in one of the loop's lists (every connection,
+ * the flush list, the keepalive list): intrusive, so joining and leaving
+ * cost O(1) and no allocation (jr_list_push, jr_list_leave). */
+typedef struct jr_links {
+	jr_conn *next;
+	jr_conn **pprev; /* NULL: not in the list */
+} jr_links;
+
 struct jr_out {
 	struct jr_out *next;
 	size_t len, off;
@@ -38,8 +46,8 @@ struct jr_out {
 
 struct jr_conn {
 	jr_loop *loop;               /* NULL once the loop is gone */
-	jr_conn *next, **pprev;      /* in loop->conns */
-	jr_conn *flush_next, **flush_pprev; /* in loop->to_flush while flush */
+	jr_links all;                /* in loop->conns */
+	jr_links flush_links;        /* in loop->to_flush while flush */
 	struct lws *wsi;             /* NULL once lws destroyed it */
 	void *listener;              /* server side: its jr_listener, else NULL */
 	int self_ref;
@@ -76,7 +84,7 @@ struct jr_conn {
 	size_t nunsent;
 
 	/* keepalive (keepalive.c): in loop->keepalive while it has one */
-	jr_conn *ka_next, **ka_pprev;
+	jr_links ka;
 	uint64_t alive_ms;           /* loop time of the last proof of life */
 	unsigned short ka_ping;      /* seconds idle before a ping; 0: none */
 	unsigned short ka_hangup;    /* seconds silent before the drop */
@@ -144,7 +152,7 @@ int jr_keepalive_write(struct lws *wsi, jr_conn *c);
  * operation, so a busy connection costs nothing and is never pinged. */
 static inline void jr_keepalive_alive(jr_conn *c)
 {
-	if (c->ka_pprev) {
+	if (c->ka.pprev) {
 		c->alive_ms = uv_now(&c->loop->uv);
 		c->ping_sent = 0;
 	}
@@ -156,5 +164,37 @@ int jr_writeable(struct lws *wsi, jr_conn *c);
 void jr_note_unsent(jr_conn *c);
 void jr_free_out(jr_conn *c);
 void jr_unmark_flush(jr_conn *c);
+
+/* The links of c at `links`, the offsetof of one of its jr_links. */
+static inline jr_links *jr_links_of(jr_conn *c, size_t links)
+{
+	return (jr_links *)(void *)((char *)c + links);
+}
+
+/* c joins the list *head (at its head), through its links at `links`. */
+static inline void jr_list_push(jr_conn **head, jr_conn *c, size_t links)
+{
+	jr_links *l = jr_links_of(c, links);
+
+	l->next = *head;
+	if (l->next)
+		jr_links_of(l->next, links)->pprev = &l->next;
+	l->pprev = head;
+	*head = c;
+}
+
+/* c leaves the list it is in through its links at `links` (if any). */
+static inline void jr_list_leave(jr_conn *c, size_t links)
+{
+	jr_links *l = jr_links_of(c, links);
+
+	if (!l->pprev)
+		return;
+	*l->pprev = l->next;
+	if (l->next)
+		jr_links_of(l->next, links)->pprev = l->pprev;
+	l->pprev = NULL;
+	l->next = NULL;
+}
 
 #endif

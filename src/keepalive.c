@@ -120,7 +120,7 @@ static void jr_sweep(uv_timer_t *t)
 	for (c = loop->keepalive; c; c = next) {
 		uint64_t at;
 
-		next = c->ka_next;
+		next = c->ka.next;
 		if ((at = jr_sweep_one(c, now)) == UINT64_MAX)
 			continue;
 		if (at < due)
@@ -141,17 +141,13 @@ void jr_keepalive_start(jr_conn *c, unsigned int ping, unsigned int hangup)
 {
 	jr_loop *loop = c->loop;
 
-	if (!ping || !loop || c->ka_pprev)
+	if (!ping || !loop || c->ka.pprev)
 		return;
 	c->ka_ping = (unsigned short)ping;
 	c->ka_hangup = (unsigned short)hangup;
 	c->alive_ms = uv_now(&loop->uv);
 	c->ping_sent = c->ping_due = 0;
-	c->ka_next = loop->keepalive;
-	if (c->ka_next)
-		c->ka_next->ka_pprev = &c->ka_next;
-	c->ka_pprev = &loop->keepalive;
-	loop->keepalive = c;
+	jr_list_push(&loop->keepalive, c, offsetof(jr_conn, ka));
 	if (!uv_is_active((uv_handle_t *)&loop->sweep) ||
 	    c->alive_ms + ping * 1000 < loop->sweep_at)
 		jr_sweep_at(loop, c->alive_ms + ping * 1000, 0);
@@ -163,13 +159,9 @@ void jr_keepalive_stop(jr_conn *c)
 	jr_loop *loop = c->loop;
 
 	c->ping_due = 0;
-	if (!c->ka_pprev)
+	if (!c->ka.pprev)
 		return;
-	*c->ka_pprev = c->ka_next;
-	if (c->ka_next)
-		c->ka_next->ka_pprev = c->ka_pprev;
-	c->ka_pprev = NULL;
-	c->ka_next = NULL;
+	jr_list_leave(c, offsetof(jr_conn, ka));
 	if (loop && !loop->keepalive)
 		uv_timer_stop(&loop->sweep);
 }

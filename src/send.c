@@ -109,25 +109,15 @@ static int jr_write_gathered(struct lws *wsi, jr_conn *c)
 static void jr_mark_flush(jr_conn *c)
 {
 	c->flush = 1;
-	if (c->flush_pprev || !c->loop)
+	if (c->flush_links.pprev || !c->loop)
 		return;
-	c->flush_next = c->loop->to_flush;
-	if (c->flush_next)
-		c->flush_next->flush_pprev = &c->flush_next;
-	c->flush_pprev = &c->loop->to_flush;
-	c->loop->to_flush = c;
+	jr_list_push(&c->loop->to_flush, c, offsetof(jr_conn, flush_links));
 }
 
 void jr_unmark_flush(jr_conn *c)
 {
 	c->flush = 0;
-	if (!c->flush_pprev)
-		return;
-	*c->flush_pprev = c->flush_next;
-	if (c->flush_next)
-		c->flush_next->flush_pprev = c->flush_pprev;
-	c->flush_pprev = NULL;
-	c->flush_next = NULL;
+	jr_list_leave(c, offsetof(jr_conn, flush_links));
 }
 
 /*
