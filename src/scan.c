@@ -245,6 +245,24 @@ static int push_integer(lua_State *L, const char *p, const char *end)
 	return 1;
 }
 
+/* Whether the member key k, klen is name, and not seen already (`seen`:
+ * where its value was found, or NULL): a duplicate is the general path's
+ * to judge. */
+static int key_is(const char *k, size_t klen, const char *name, size_t n,
+		  const char *seen)
+{
+	return klen == n && !memcmp(k, name, n) && !seen;
+}
+
+/* Turns a JSON null on the top of the stack into nil. */
+static void null_to_nil(lua_State *L)
+{
+	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+	}
+}
+
 /*
  * The fast path for the common message: {"jsonrpc":"2.0","id":<int>,
  * "result":...} with no "error" and no "method", starting at p. On
@@ -268,12 +286,11 @@ static const char *scan_response(lua_State *L, const char *p, const char *end)
 		int is_id, is_result;
 		if (!(v = member_value(p, end, &k, &klen)))
 			goto not_one;
-		is_id = klen == 2 && !memcmp(k, "id", 2);
-		is_result = klen == 6 && !memcmp(k, "result", 6);
+		is_id = key_is(k, klen, "id", 2, id);
+		is_result = key_is(k, klen, "result", 6, res);
 		/* error, method, something unusual, a repeated id or result:
 		 * the general path reads it, so its value is not read here */
-		if ((!is_id && !is_result && !(klen == 7 && !memcmp(k, "jsonrpc", 7)))
-		    || (is_id && id) || (is_result && res))
+		if (!is_id && !is_result && !key_is(k, klen, "jsonrpc", 7, NULL))
 			goto not_one;
 		if (is_result) {
 			res = v;
@@ -300,10 +317,7 @@ static const char *scan_response(lua_State *L, const char *p, const char *end)
 			goto not_one;
 		lua_insert(L, -2);
 	}
-	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
-		lua_pop(L, 1); /* a null result: the caller's nil */
-		lua_pushnil(L);
-	}
+	null_to_nil(L); /* a null result: the caller's nil */
 	return p + 1;
 not_one:
 	lua_settop(L, top);
@@ -362,14 +376,6 @@ not_all:
 	return 0;
 }
 
-/* Whether the member key k, klen is name; a key seen already (*seen) ends
- * the fast path: a duplicate is the general path's to judge. */
-static int key_is(const char *k, size_t klen, const char *name, size_t n,
-		  const char *seen)
-{
-	return klen == n && !memcmp(k, name, n) && !seen;
-}
-
 /* An id the reply can echo as it is: a string, a number or null. */
 static int is_echoable_id(const char *v, const char *end)
 {
@@ -385,15 +391,6 @@ static void push_id(lua_State *L, const char *id, const char *id_end)
 		lua_pushnil(L);
 	else if ((*id == '-' && id[1] == '0') || !push_integer(L, id, id_end))
 		lua_pushlstring(L, id, (size_t)(id_end - id));
-}
-
-/* Turns a JSON null on the top of the stack into nil. */
-static void null_to_nil(lua_State *L)
-{
-	if (lua_islightuserdata(L, -1) && !lua_touserdata(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushnil(L);
-	}
 }
 
 /*
@@ -515,6 +512,8 @@ int jr_push_request(lua_State *L, const char *text, size_t len)
 	    (id && !is_echoable_id(id, id_end)))
 		return 0;
 	lua_pushlstring(L, method + 1, (size_t)(method_end - method - 2));
+	/* params were only checked while the members were scanned: how they
+	 * are read depends on whether there is an id, which may follow them */
 	if (id) {
 		push_id(L, id, id_end);
 		n = push_request_event(L, params, end);
