@@ -293,14 +293,20 @@ end
 -- A request with a sound envelope: its method, the id's exact text (nil
 -- for a notification), and params: nil, or a table (an object when
 -- is_object, else an array); anything else is answered -32602.
+-- The handler for method; nil when there is none, and then the request
+-- is answered -32601 (a notification: done).
+local function handler_for(ep, batch, method, raw_id)
+  local fn = ep.handlers[method]
+  if fn then return fn end
+  if not raw_id then return element_done(ep, batch) end -- unknown notification
+  reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
+end
+
 local function serve(ep, batch, method, raw_id, params, params_is_object)
   local streams = not raw_id and ep.streams -- subscriptions first (stream.lua)
   if streams and streams:deliver(method, params) then return element_done(ep, batch) end
-  local fn = ep.handlers[method]
-  if not fn then
-    if not raw_id then return element_done(ep, batch) end -- unknown notification
-    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
-  end
+  local fn = handler_for(ep, batch, method, raw_id)
+  if not fn then return end
   if params == nil then return start_handler(ep, batch, raw_id, method, fn) end
   if type(params) ~= "table" then
     return reject(ep, batch, raw_id, -32602, "Invalid params",
@@ -325,10 +331,8 @@ local INLINE_ARGS = core.INLINE_ARGS
 -- echoes it, and its handler's nargs arguments (a, b, c, d; more than
 -- INLINE_ARGS: the table a holds them).
 local function serve_read(ep, batch, method, raw_id, nargs, a, b, c, d)
-  local fn = ep.handlers[method]
-  if not fn then
-    return reply(ep, batch, error_response(ep.json, raw_id, -32601, "Method not found"))
-  end
+  local fn = handler_for(ep, batch, method, raw_id)
+  if not fn then return end
   if nargs > INLINE_ARGS then
     return start_handler(ep, batch, raw_id, method, fn, unpack(a, 1, nargs))
   end
@@ -531,8 +535,7 @@ end
 -- (scan.c; drive.c lists their values), handled as M.incoming handles a
 -- text. Held, they wait as { fn, ... } for fn(ep, nil, ...).
 function M.incoming_request(ep, method, raw_id, nargs, a, b, c, d)
-  local max = ep.max_concurrent
-  if max and (ep.batch_job or ep.held or ep.active >= max) then
+  if ep.max_concurrent and must_hold(ep) then
     return hold(ep, { serve_read, method, raw_id, nargs, a, b, c, d })
   end
   return serve_read(ep, nil, method, raw_id, nargs, a, b, c, d)
